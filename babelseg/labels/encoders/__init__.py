@@ -1,0 +1,1 @@
+"""babelseg.labels.encoders"""

@@ -1,1 +1,5 @@
-"""babelseg.models.decoders"""
+"""babelseg.models.decoders: pixel decoders (backbone pyramid -> per-pixel features)."""
+
+from babelseg.models.decoders.fpn import FPNPixelDecoder, PixelDecoderOutput
+
+__all__ = ["FPNPixelDecoder", "PixelDecoderOutput"]

@@ -1,1 +1,5 @@
-"""babelseg.models.heads"""
+"""babelseg.models.heads: heads on top of the pixel decoder."""
+
+from babelseg.models.heads.pixel_embedding import PixelEmbeddingHead
+
+__all__ = ["PixelEmbeddingHead"]

@@ -1,10 +1,62 @@
-"""Shared test settings: keep torch single-threaded-ish and offline."""
+"""Shared test settings and fixtures: offline, few threads, one tiny SynthWorld per session."""
 
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
+import pytest  # noqa: E402
 import torch  # noqa: E402
 
 torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def tiny_synthworld(tmp_path_factory):
+    """A tiny-scale SynthWorld (every dataset, every format); returns its folder."""
+    from babelseg.data.synth.generate import generate
+
+    out = tmp_path_factory.mktemp("synthworld")
+    generate(out, scale="tiny", seed=0, workers=1, progress=False, overwrite=True)
+    return out
+
+
+@pytest.fixture
+def tiny_run_config(tiny_synthworld, tmp_path):
+    """Write a fast run config (hash encoder, small GroupNorm model) and return its path."""
+
+    def make(name: str = "run", **sections) -> str:
+        import yaml
+
+        cfg = {
+            "run_dir": str(tmp_path / name),
+            "data": {
+                "datasets_yaml": str(tiny_synthworld / "datasets.yaml"),
+                "train": ["metro_drive", "vista_roads", "home_scenes"],
+                "batch_size": 4,
+                "crop": [48, 48],
+                "num_workers": 0,
+            },
+            "labels": {"encoder": "hash", "cache_dir": str(tmp_path / "cache")},
+            "model": {
+                "backbone": "tiny",
+                "backbone_kwargs": {
+                    "widths": [8, 16, 16, 16],
+                    "depths": [1, 1, 1, 1],
+                    "norm": "gn",
+                },
+                "decoder_dim": 16,
+            },
+            "train": {"steps": 6, "checkpoint_every": 3, "log_every": 1, "warmup_steps": 2},
+        }
+        for section, values in sections.items():
+            if isinstance(values, dict):
+                cfg.setdefault(section, {}).update(values)
+            else:
+                cfg[section] = values
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        return str(path)
+
+    return make

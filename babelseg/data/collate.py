@@ -31,7 +31,9 @@ def normalize_image(image: np.ndarray) -> torch.Tensor:
     """
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"Expected an RGB image of shape [H, W, 3], got {tuple(image.shape)}.")
-    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+    # np.require copies only read-only (e.g. PIL-backed) or non-contiguous arrays
+    x = torch.from_numpy(np.require(image, requirements=["C", "W"]))
+    x = x.permute(2, 0, 1).float().div_(255.0)
     mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD, dtype=torch.float32).view(3, 1, 1)
     return (x - mean) / std

@@ -38,13 +38,25 @@ from babelseg.labels.space import LabelSpace
 
 FORMATS = ("semantic-png", "coco-panoptic", "coco-instances")
 SPLIT_KEYS = {
-    "semantic-png": {"required": {"images", "labels"}, "optional": {"image_pattern", "label_pattern", "split_file"}},
+    "semantic-png": {
+        "required": {"images", "labels"},
+        "optional": {"image_pattern", "label_pattern", "split_file"},
+    },
     "coco-panoptic": {"required": {"images", "json", "panoptic"}, "optional": set()},
     "coco-instances": {"required": {"images", "json"}, "optional": set()},
 }
 TOP_KEYS = {
-    "name", "format", "root", "task", "annotation", "heldout", "labels", "text_context",
-    "splits", "options", "augmentation",
+    "name",
+    "format",
+    "root",
+    "task",
+    "annotation",
+    "heldout",
+    "labels",
+    "text_context",
+    "splits",
+    "options",
+    "augmentation",
 }
 
 
@@ -100,7 +112,9 @@ def parse_declaration(entry: Mapping[str, Any], base_dir: Path, source: str = ""
     """Validate one declaration mapping and resolve its paths against ``base_dir``."""
     where = f"{source or 'datasets'} (dataset '{entry.get('name', '?')}')"
     if not isinstance(entry, Mapping):
-        raise ValueError(f"{source}: each dataset entry must be a mapping, got {type(entry).__name__}.")
+        raise ValueError(
+            f"{source}: each dataset entry must be a mapping, got {type(entry).__name__}."
+        )
     unknown = set(entry) - TOP_KEYS
     if unknown:
         raise ValueError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(TOP_KEYS)}.")
@@ -110,7 +124,12 @@ def parse_declaration(entry: Mapping[str, Any], base_dir: Path, source: str = ""
     fmt = _choice(entry["format"], FORMATS, "format", where)
     task = Task(_choice(entry.get("task", "semantic"), tuple(t.value for t in Task), "task", where))
     ann = Annotation(
-        _choice(entry.get("annotation", "clean"), tuple(a.value for a in Annotation), "annotation", where)
+        _choice(
+            entry.get("annotation", "clean"),
+            tuple(a.value for a in Annotation),
+            "annotation",
+            where,
+        )
     )
     root = Path(entry["root"])
     if not root.is_absolute():
@@ -125,10 +144,13 @@ def parse_declaration(entry: Mapping[str, Any], base_dir: Path, source: str = ""
         missing = keys["required"] - set(spec)
         extra = set(spec) - keys["required"] - keys["optional"]
         if missing:
-            raise ValueError(f"{where}: split '{split_name}' lacks {sorted(missing)} (format {fmt}).")
+            raise ValueError(
+                f"{where}: split '{split_name}' lacks {sorted(missing)} (format {fmt})."
+            )
         if extra:
             raise ValueError(
-                f"{where}: split '{split_name}' has unknown keys {sorted(extra)}; format {fmt} takes "
+                f"{where}: split '{split_name}' has unknown keys {sorted(extra)}; format {fmt} "
+                f"takes "
                 f"{sorted(keys['required'] | keys['optional'])}."
             )
         resolved = {}

@@ -256,7 +256,11 @@ class LabelSpace:
         """A plain dict that :meth:`from_dict` reads back (JSON/YAML friendly)."""
         classes = []
         for i, c in enumerate(self.classes):
-            entry: dict[str, Any] = {"name": c.name, "is_thing": c.is_thing, "value": self.value_of(i)}
+            entry: dict[str, Any] = {
+                "name": c.name,
+                "is_thing": c.is_thing,
+                "value": self.value_of(i),
+            }
             if c.description:
                 entry["description"] = c.description
             if c.color is not None:

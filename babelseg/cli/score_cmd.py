@@ -1,0 +1,122 @@
+"""``babelseg score``: score prediction files against ground truth, without a model."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "Score prediction label PNGs against ground-truth PNGs (no model needed)."
+EPILOG = """examples:
+  babelseg score --task semantic --gt-dir sw/metro_drive/labels/val \\
+      --pred-dir preds/metro_drive --labels sw/metro_drive/labels.yaml
+  babelseg score --task semantic --gt-dir ade/annotations --pred-dir out --labels ade150.yaml \\
+      --pred-suffix _pred --out metrics.json
+
+Both folders hold PNGs of ON-DISK label values of the label space in --labels (what
+`babelseg predict` writes); files are matched by stem (after removing --gt-suffix /
+--pred-suffix). mIoU leaves out classes whose union is empty; ignore values are not scored.
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--task",
+        choices=["semantic"],
+        default="semantic",
+        help="what to score (panoptic and instance come with the mask recipes)",
+    )
+    p.add_argument("--gt-dir", required=True, help="folder of ground-truth label PNGs")
+    p.add_argument("--pred-dir", required=True, help="folder of predicted label PNGs")
+    p.add_argument("--labels", required=True, metavar="LABELS.yaml", help="label-space YAML")
+    p.add_argument("--gt-suffix", default="", help="suffix to strip from ground-truth stems")
+    p.add_argument("--pred-suffix", default="", help="suffix to strip from prediction stems")
+    p.add_argument(
+        "--reduce-zero-label",
+        action="store_true",
+        help="ground truth stores value+1 with 0 = unlabelled (ADE20K style)",
+    )
+    p.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="count a missing prediction as all-wrong instead of an error",
+    )
+    p.add_argument("--out", metavar="metrics.json", help="write the metrics JSON here")
+    p.add_argument("--debug", action="store_true", help="show full tracebacks")
+
+
+def _by_stem(folder: Path, suffix: str, what: str) -> dict[str, Path]:
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{what} folder not found: {folder}.")
+    files = {}
+    for f in sorted(folder.glob("*.png")):
+        stem = f.stem[: -len(suffix)] if suffix and f.stem.endswith(suffix) else f.stem
+        files[stem] = f
+    if not files:
+        raise FileNotFoundError(f"No PNG files in the {what} folder {folder}.")
+    return files
+
+
+def score_semantic(
+    *,
+    gt_dir: Path,
+    pred_dir: Path,
+    labels: Path,
+    gt_suffix: str = "",
+    pred_suffix: str = "",
+    reduce_zero_label: bool = False,
+    allow_missing: bool = False,
+) -> dict:
+    """mIoU of prediction PNGs against ground-truth PNGs; returns the metrics mapping."""
+    import numpy as np
+
+    from babelseg.evaluation.report import semantic_entry, summarize
+    from babelseg.evaluation.semantic import SemanticConfusion
+    from babelseg.inference.label_png import read_label_values
+    from babelseg.labels.space import IGNORE_INDEX, LabelSpace
+
+    space = LabelSpace.from_yaml(labels)
+    gts = _by_stem(gt_dir, gt_suffix, "ground-truth")
+    preds = _by_stem(pred_dir, pred_suffix, "prediction")
+    missing = [s for s in gts if s not in preds]
+    if missing and not allow_missing:
+        raise FileNotFoundError(
+            f"{len(missing)} ground-truth files have no prediction in {pred_dir} (e.g. "
+            f"{', '.join(missing[:3])}); check --pred-suffix, or pass --allow-missing."
+        )
+    confusion = SemanticConfusion(num_classes=len(space), names=space.names)
+    for stem, gt_path in gts.items():
+        raw = read_label_values(gt_path)
+        if reduce_zero_label:
+            raw = np.where(raw == 0, IGNORE_INDEX + 1, raw - 1)
+        gt = space.encode(raw)
+        if stem in preds:
+            pred_raw = read_label_values(preds[stem])
+            if pred_raw.shape != gt.shape:
+                raise ValueError(
+                    f"Size mismatch: {preds[stem]} is {pred_raw.shape[::-1]} but {gt_path} is "
+                    f"{gt.shape[::-1]} (width, height); predict at the ground truth's size."
+                )
+            pred = space.encode(pred_raw)
+        else:
+            pred = np.full_like(gt, IGNORE_INDEX)  # counted as wrong for every labelled pixel
+        confusion.update(pred, gt)
+    return summarize({labels.stem: semantic_entry(confusion.compute())})
+
+
+def run(args: argparse.Namespace) -> int:
+    from babelseg.evaluation.report import format_table, write_metrics_json
+
+    metrics = score_semantic(
+        gt_dir=Path(args.gt_dir),
+        pred_dir=Path(args.pred_dir),
+        labels=Path(args.labels),
+        gt_suffix=args.gt_suffix,
+        pred_suffix=args.pred_suffix,
+        reduce_zero_label=args.reduce_zero_label,
+        allow_missing=args.allow_missing,
+    )
+    print(format_table(metrics, per_class=True))
+    if args.out:
+        write_metrics_json(Path(args.out), metrics)
+        print(f"metrics written to {args.out}")
+    return 0

@@ -1,0 +1,94 @@
+"""Config -> objects. The only place that reads a Config; modules below take plain arguments."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+from babelseg.data.augment import build_augmentation
+from babelseg.data.declaration import DatasetDecl
+from babelseg.data.readers import make_reader
+from babelseg.data.torch_dataset import AugmentedDataset, MultiDataset
+from babelseg.engine.config import Config, LabelsConfig
+from babelseg.labels.cache import CachedTextEncoder, EmbeddingCache
+from babelseg.labels.encoders.base import TextEncoder
+from babelseg.labels.encoders.factory import build_text_encoder
+from babelseg.labels.space import LabelSpace
+from babelseg.labels.texts import encode_label_space
+from babelseg.models.builders import build_pixel_model
+from babelseg.recipes.sentence import SentenceRecipe
+
+RECIPES = ("sentence",)
+"""Recipes this version can build (the others are planned: see README)."""
+
+
+def build_text_encoder_from_config(cfg: LabelsConfig, *, device: str = "cpu") -> TextEncoder:
+    """The configured text encoder behind the on-disk embedding cache."""
+    kwargs: dict = {}
+    if cfg.encoder == "clip":
+        if not cfg.clip_model:
+            raise ValueError("labels.encoder=clip needs labels.clip_model=PATH_OR_NAME.")
+        kwargs["name_or_path"] = cfg.clip_model
+    if cfg.encoder in ("minilm", "clip"):
+        kwargs["device"] = device
+    encoder = build_text_encoder(cfg.encoder, **kwargs)
+    return CachedTextEncoder(encoder, EmbeddingCache(cfg.cache_dir))
+
+
+def embed_label_space(
+    space: LabelSpace, encoder: TextEncoder, cfg: LabelsConfig, *, dataset: str | None = None
+) -> torch.Tensor:
+    """``float[K, D]`` text embeddings of a label space under the configured text mode."""
+    return encode_label_space(
+        space, encoder, mode=cfg.text_mode, template=cfg.template, dataset=dataset or space.name
+    )
+
+
+def build_recipe(cfg: Config, *, embed_dim: int) -> nn.Module:
+    """The recipe module (model + recipe-specific parameters) for a config."""
+    name = cfg.recipe.name
+    if name not in RECIPES:
+        raise ValueError(
+            f"Unknown recipe '{name}'; built so far: {', '.join(RECIPES)} "
+            "(lmseg, dataseg, ms3 and autounify are planned)."
+        )
+    model = build_pixel_model(
+        backbone=cfg.model.backbone,
+        backbone_kwargs=dict(cfg.model.backbone_kwargs),
+        decoder_dim=cfg.model.decoder_dim,
+        embed_dim=embed_dim,
+        weights=cfg.model.weights,
+    )
+    return SentenceRecipe(
+        model=model,
+        temperature=cfg.recipe.temperature,
+        learn_temperature=cfg.recipe.learn_temperature,
+    )
+
+
+def build_train_dataset(
+    cfg: Config,
+    decls: Mapping[str, DatasetDecl],
+    spaces: Mapping[str, LabelSpace],
+    names: list[str],
+) -> MultiDataset:
+    """The augmented training datasets, in ``names`` order."""
+    crop = tuple(cfg.data.crop)
+    parts = []
+    for name in names:
+        reader = make_reader(decls[name], cfg.data.train_split, spaces[name])
+        if len(reader) == 0:
+            raise ValueError(
+                f"Dataset '{name}' has no images in split '{cfg.data.train_split}' "
+                f"({decls[name].source}); check its paths with `babelseg datasets check`."
+            )
+        aug = build_augmentation(
+            decls[name].augmentation,
+            train=True,
+            crop=crop,
+            name=name,  # type: ignore[arg-type]
+        )
+        parts.append(AugmentedDataset(reader, aug, seed=cfg.train.seed))
+    return MultiDataset(parts)

@@ -1,0 +1,327 @@
+"""The training loop: one model, several datasets, each scored in its own label space."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from babelseg.data.collate import Batch, collate_samples
+from babelseg.data.declaration import load_declarations, resolve_label_space
+from babelseg.data.sampler import MultiDatasetBatchSampler
+from babelseg.engine import checkpoint as ckpt
+from babelseg.engine.builders import (
+    build_recipe,
+    build_text_encoder_from_config,
+    build_train_dataset,
+    embed_label_space,
+)
+from babelseg.engine.config import Config
+from babelseg.engine.distributed import (
+    DistributedContext,
+    all_reduce_sum_,
+    cleanup,
+    init_distributed,
+    wrap_ddp,
+)
+from babelseg.engine.run_log import RunLogger, save_resolved_config
+from babelseg.engine.schedule import build_poly_scheduler
+from babelseg.recipes.base import check_annotations
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the run stopped without saving the bad state."""
+
+
+@dataclass
+class TrainResult:
+    """What a finished run leaves behind."""
+
+    run_dir: Path
+    steps: int
+    last_checkpoint: Path | None
+    final_loss: float
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _param_groups(recipe: torch.nn.Module, cfg: Config) -> list[dict]:
+    """AdamW groups: backbone at lr * backbone_lr_mult; no decay on norms, biases, scalars."""
+    groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
+    for name, p in recipe.named_parameters():
+        if not p.requires_grad:
+            continue
+        is_backbone = ".backbone." in f".{name}"
+        no_decay = p.ndim <= 1
+        groups.setdefault((is_backbone, no_decay), []).append(p)
+    out = []
+    for (is_backbone, no_decay), params in sorted(groups.items()):
+        out.append(
+            {
+                "params": params,
+                "lr": cfg.train.lr * (cfg.train.backbone_lr_mult if is_backbone else 1.0),
+                "weight_decay": 0.0 if no_decay else cfg.train.weight_decay,
+            }
+        )
+    return out
+
+
+def _autocast(cfg: Config, device: torch.device):
+    if not cfg.train.amp:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def _prepare_batchnorm(recipe: torch.nn.Module, ctx: DistributedContext) -> torch.nn.Module:
+    """BatchNorm under DDP: synchronised on GPU; on CPU (no SyncBatchNorm) statistics stay per
+    process, so say so (GroupNorm, ``model.backbone_kwargs={norm: gn}``, is exact there)."""
+    has_bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in recipe.modules())
+    if ctx.world_size == 1 or not has_bn:
+        return recipe
+    if ctx.device.type == "cuda":
+        return torch.nn.SyncBatchNorm.convert_sync_batchnorm(recipe)
+    if ctx.is_main:
+        warnings.warn(
+            "BatchNorm under CPU DDP uses per-process batch statistics (SyncBatchNorm needs GPUs); "
+            "for results identical to one process use model.backbone_kwargs={norm: gn}.",
+            stacklevel=2,
+        )
+    return recipe
+
+
+class Trainer:
+    """Builds everything a config names and runs the loop.
+
+    Args:
+        cfg: The resolved run config.
+        resume: Continue from the latest checkpoint in ``cfg.run_dir``.
+        show_progress: Show a progress bar (rank 0, on a terminal, by default).
+    """
+
+    def __init__(self, cfg: Config, *, resume: bool = False, show_progress: bool | None = None):
+        self.cfg = cfg
+        self.resume = resume
+        self.ctx: DistributedContext = init_distributed(cfg.train.device)
+        self.run_dir = Path(cfg.run_dir)
+        if show_progress is None:
+            show_progress = sys.stderr.isatty()
+        self.show_progress = show_progress and self.ctx.is_main
+
+    # ------------------------------------------------------------------ set-up
+    def _setup(self) -> None:
+        cfg, ctx = self.cfg, self.ctx
+        if cfg.train.threads > 0:
+            torch.set_num_threads(cfg.train.threads)
+        _seed_everything(cfg.train.seed)
+        decls = load_declarations(cfg.data.datasets_yaml)
+        unknown = [n for n in cfg.data.train if n not in decls]
+        if unknown:
+            raise ValueError(
+                f"data.train names unknown datasets {unknown}; {cfg.data.datasets_yaml} declares "
+                f"{list(decls)}."
+            )
+        self.decls = decls
+        self.spaces = {n: resolve_label_space(decls[n]) for n in decls}
+        encoder = build_text_encoder_from_config(cfg.labels)
+        self.texts = {
+            n: embed_label_space(self.spaces[n], encoder, cfg.labels, dataset=n) for n in decls
+        }
+        self.embed_dim = int(next(iter(self.texts.values())).shape[1])
+        recipe = build_recipe(cfg, embed_dim=self.embed_dim)
+        supported = recipe.supported_annotations
+        if cfg.data.train:
+            names = list(cfg.data.train)
+            check_annotations(cfg.recipe.name, supported, {n: decls[n].annotation for n in names})
+        else:
+            names = [n for n, d in decls.items() if not d.heldout and d.annotation in supported]
+            skipped = [n for n, d in decls.items() if not d.heldout and n not in names]
+            if skipped and ctx.is_main:
+                print(
+                    f"recipe '{cfg.recipe.name}' trains on {names}; skipping {skipped} "
+                    "(annotation kind it cannot use)",
+                    file=sys.stderr,
+                )
+            if not names:
+                raise ValueError(
+                    f"No dataset in {cfg.data.datasets_yaml} fits recipe '{cfg.recipe.name}'."
+                )
+        self.train_names = names
+        self.device = ctx.device
+        self.recipe = recipe.to(self.device)
+        self.texts_dev = {n: t.to(self.device) for n, t in self.texts.items()}
+        self.optimizer = torch.optim.AdamW(_param_groups(self.recipe, cfg), lr=cfg.train.lr)
+        self.scheduler = build_poly_scheduler(
+            self.optimizer,
+            total_steps=cfg.train.steps,
+            warmup_steps=cfg.train.warmup_steps,
+            power=cfg.train.poly_power,
+        )
+        self.start_step = 0
+        if self.resume:
+            latest = ckpt.latest_checkpoint(self.run_dir)
+            if latest is None:
+                raise FileNotFoundError(
+                    f"--resume: no checkpoint in {self.run_dir}. Start the run without --resume."
+                )
+            loaded = ckpt.load_checkpoint(latest, model=self.recipe, optimizer=self.optimizer)
+            if loaded.scheduler_state:
+                self.scheduler.load_state_dict(loaded.scheduler_state)
+            self.start_step = loaded.step
+        dataset = build_train_dataset(cfg, decls, self.spaces, names)
+        ratios = cfg.data.ratios
+        if isinstance(ratios, dict):
+            missing = [n for n in names if n not in ratios]
+            if missing:
+                raise ValueError(f"data.ratios gives no weight for {missing}.")
+            ratios = [float(ratios[n]) for n in names]
+        self.sampler = MultiDatasetBatchSampler(
+            dataset.sizes,
+            batch_size=cfg.data.batch_size,
+            ratios=ratios,
+            mode=cfg.data.sampling,
+            seed=cfg.train.seed,
+            rank=ctx.rank,
+            world_size=ctx.world_size,
+        )
+        self.sampler.start_step = self.start_step
+        self.loader = DataLoader(
+            dataset,
+            batch_sampler=self.sampler,
+            collate_fn=collate_samples,
+            num_workers=cfg.data.num_workers,
+            persistent_workers=cfg.data.num_workers > 0,
+            prefetch_factor=4 if cfg.data.num_workers > 0 else None,
+        )
+        self.model = wrap_ddp(_prepare_batchnorm(self.recipe, ctx), ctx)
+        self.logger = RunLogger(
+            self.run_dir,
+            enabled=ctx.is_main,
+            resume_step=self.start_step if self.resume else None,
+        )
+        if ctx.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_resolved_config(self.run_dir, cfg.to_dict())
+
+    def _checkpoint_state(self) -> dict:
+        return {
+            "config": self.cfg.to_dict(),
+            "embed_dim": self.embed_dim,
+            "train_datasets": self.train_names,
+            "label_spaces": {n: s.to_dict() for n, s in self.spaces.items()},
+            "heldout": {n: d.heldout for n, d in self.decls.items()},
+        }
+
+    def _save(self, step: int) -> Path | None:
+        path = None
+        if self.ctx.is_main:
+            path = ckpt.save_checkpoint(
+                self.run_dir,
+                step=step,
+                model=self.recipe,
+                optimizer=self.optimizer,
+                scheduler_state=self.scheduler.state_dict(),
+                extra_tensors={f"text/{n}": t for n, t in self.texts.items()},
+                state=self._checkpoint_state(),
+                keep_last=self.cfg.train.keep_last,
+            )
+        return path
+
+    # ------------------------------------------------------------------ loop
+    def train(self) -> TrainResult:
+        """Run until ``train.steps``; returns where the results are."""
+        self._setup()
+        cfg, ctx = self.cfg, self.ctx
+        total = cfg.train.steps
+        last_ckpt: Path | None = ckpt.latest_checkpoint(self.run_dir) if self.resume else None
+        bar = tqdm(
+            total=total, initial=self.start_step, disable=not self.show_progress, dynamic_ncols=True
+        )
+        loss_value = float("nan")
+        t_last, images_since = time.perf_counter(), 0
+        self.recipe.train()
+        data_iter = iter(self.loader)
+        try:
+            for step in range(self.start_step, total):
+                batch: Batch = next(data_iter).to(self.device)
+                count = torch.tensor(float(self.recipe.count_valid(batch)), device=self.device)
+                all_reduce_sum_(count)
+                normaliser = (count / ctx.world_size).clamp(min=1.0)
+                with _autocast(cfg, self.device):
+                    output = self.model(batch.images)
+                    result = self.recipe.loss(output, batch, self.texts_dev, normaliser=normaliser)
+                if not torch.isfinite(result.total):
+                    bad = [n for n, v in result.per_dataset.items() if not torch.isfinite(v)]
+                    good = last_ckpt or "none (none saved yet)"
+                    raise TrainingDiverged(
+                        f"Loss became {float(result.total.detach())} at step {step + 1} "
+                        f"(dataset(s) {bad or sorted(result.per_dataset)}). Nothing was saved for "
+                        f"this step; the last good checkpoint is {good}. "
+                        "Lower train.lr or check those datasets with `babelseg datasets check`."
+                    )
+                self.optimizer.zero_grad(set_to_none=True)
+                result.total.backward()
+                grad_norm = (
+                    torch.nn.utils.clip_grad_norm_(self.recipe.parameters(), cfg.train.grad_clip)
+                    if cfg.train.grad_clip > 0
+                    else torch.tensor(0.0)
+                )
+                self.optimizer.step()
+                self.scheduler.step()
+                done = step + 1
+                loss_value = float(result.total.detach())
+                images_since += batch.images.shape[0] * ctx.world_size
+                lr = self.optimizer.param_groups[-1]["lr"]
+                if done % cfg.train.log_every == 0 or done == total:
+                    now = time.perf_counter()
+                    ips = images_since / max(now - t_last, 1e-9)
+                    t_last, images_since = now, 0
+                    scalars = {
+                        "loss": loss_value,
+                        "lr": lr,
+                        "grad_norm": float(grad_norm),
+                        "images_per_s": ips,
+                        **{f"loss/{n}": float(v) for n, v in result.per_dataset.items()},
+                        **result.logs,
+                    }
+                    self.logger.log(done, **scalars)
+                    bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}", img_s=f"{ips:.1f}")
+                bar.update(1)
+                if done % cfg.train.checkpoint_every == 0 or done == total:
+                    saved = self._save(done)
+                    last_ckpt = saved or last_ckpt
+        finally:
+            bar.close()
+            self.logger.close()
+        if not math.isfinite(loss_value) and self.start_step < total:
+            raise TrainingDiverged("Training ended with a non-finite loss.")
+        return TrainResult(
+            run_dir=self.run_dir, steps=total, last_checkpoint=last_ckpt, final_loss=loss_value
+        )
+
+    def close(self) -> None:
+        cleanup()
+
+
+def train(cfg: Config, *, resume: bool = False, show_progress: bool | None = None) -> TrainResult:
+    """Train a config to the end (library entry point of ``babelseg train``)."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    trainer = Trainer(cfg, resume=resume, show_progress=show_progress)
+    try:
+        return trainer.train()
+    finally:
+        trainer.close()

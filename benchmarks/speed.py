@@ -80,7 +80,9 @@ def main() -> None:
 
     def train_step() -> None:
         out = recipe(batch.images)
-        loss = recipe.loss(out, batch, texts, normaliser=float(b * h * w)).total
+        loss = recipe.loss(
+            out, batch, texts, normalisers={"pixels": float(b * h * w), "boxes": 1.0}
+        ).total
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -9,10 +9,14 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 run babelseg datasets check sw/datasets.yaml
 run babelseg train configs/default.yaml --no-eval
 run babelseg eval --run runs/default --out runs/default/metrics.json
-first_val=$(ls sw/citylane/images/val | head -n 3 | sed 's|^|sw/citylane/images/val/|')
-run babelseg predict --run runs/default --dataset citylane $first_val --out runs/default/predictions/citylane
+val=$(ls sw/metro_drive/images/val | head -n 3 | sed 's|^|sw/metro_drive/images/val/|')
+night=$(ls sw/night_drive/images/val | head -n 3 | sed 's|^|sw/night_drive/images/val/|')
+run babelseg predict --run runs/default --dataset metro_drive $val --out runs/default/predictions/metro_drive
+# a held-out dataset, in its own vocabulary (names never seen in training)
+run babelseg predict --run runs/default --dataset night_drive $night --out runs/default/predictions/night_drive
+# any vocabulary: synonyms of trained classes
 run babelseg predict --run runs/default --labels "roadway, automobile, pedestrian, sky, tree, building" \
-    $first_val --out runs/default/predictions/synonyms
+    $val --out runs/default/predictions/synonyms
 echo
 echo "Done. Results:"
 echo "  metrics:      runs/default/metrics.json (table above)"

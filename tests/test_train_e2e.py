@@ -127,9 +127,9 @@ def test_nan_loss_stops_naming_dataset_and_step(tiny_run_config, monkeypatch):
     original = SentenceRecipe.loss
     calls = {"n": 0}
 
-    def nan_loss(self, output, batch, texts, *, normaliser):
+    def nan_loss(self, output, batch, texts, *, normalisers):
         calls["n"] += 1
-        result = original(self, output, batch, texts, normaliser=normaliser)
+        result = original(self, output, batch, texts, normalisers=normalisers)
         if calls["n"] == 5:
             name = batch.datasets[0]
             result.total = result.total * float("nan")
@@ -152,8 +152,9 @@ def test_bad_inputs_give_clear_errors(tiny_run_config, tmp_path, capsys):
     assert "no_such_dataset" in capsys.readouterr().err
     assert main(["train", tiny_run_config("bad2"), "train.stpes=3"]) == 2
     assert "Did you mean 'train.steps'" in capsys.readouterr().err
-    boxes = tiny_run_config("bad3", data={"train": ["open_boxes"]})
-    assert main(["train", boxes]) == 2
-    assert "open_boxes" in capsys.readouterr().err
+    assert main(["train", tiny_run_config("bad3"), "recipe.name=lmseg"]) == 2
+    assert "Unknown recipe 'lmseg'" in capsys.readouterr().err
+    assert main(["train", tiny_run_config("bad4"), "data.ratios={metro_drive: 1}"]) == 2
+    assert "vista_roads" in capsys.readouterr().err
     assert main(["eval", "--run", str(tmp_path / "nowhere")]) == 2
     assert "nowhere" in capsys.readouterr().err

@@ -14,9 +14,11 @@ from babelseg.data.torch_dataset import AugmentedDataset, MultiDataset
 from babelseg.engine.config import Config, LabelsConfig
 from babelseg.labels.cache import CachedTextEncoder, EmbeddingCache
 from babelseg.labels.encoders.base import TextEncoder
+from babelseg.labels.encoders.clip_vision import ClipVisionTeacher
 from babelseg.labels.encoders.factory import build_text_encoder
 from babelseg.labels.space import LabelSpace
 from babelseg.labels.texts import encode_label_space
+from babelseg.losses.box_distillation import BoxDistillationHead
 from babelseg.models.builders import build_pixel_model
 from babelseg.recipes.sentence import SentenceRecipe
 
@@ -61,10 +63,24 @@ def build_recipe(cfg: Config, *, embed_dim: int) -> nn.Module:
         embed_dim=embed_dim,
         weights=cfg.model.weights,
     )
+    teacher, head = None, None
+    if cfg.recipe.box_teacher == "clip":
+        if not cfg.recipe.clip_vision_model:
+            raise ValueError("recipe.box_teacher=clip needs recipe.clip_vision_model=PATH_OR_NAME.")
+        teacher = ClipVisionTeacher(cfg.recipe.clip_vision_model, device=cfg.train.device)
+        head = BoxDistillationHead(embed_dim, teacher.dim)
+    elif cfg.recipe.box_teacher != "text":
+        raise ValueError(
+            f"recipe.box_teacher must be 'text' or 'clip', got '{cfg.recipe.box_teacher}'."
+        )
     return SentenceRecipe(
         model=model,
         temperature=cfg.recipe.temperature,
         learn_temperature=cfg.recipe.learn_temperature,
+        noisy_drop_fraction=cfg.recipe.noisy_drop_fraction,
+        box_pooled_size=cfg.recipe.box_pooled_size,
+        box_teacher=teacher,
+        box_head=head,
     )
 
 

@@ -89,11 +89,20 @@ class RecipeConfig:
         name: Recipe name (see ``babelseg.recipes.RECIPES``).
         temperature: Initial softmax temperature of the cosine logits (SentenceLabels eq. 2).
         learn_temperature: Whether the temperature is learned.
+        noisy_drop_fraction: L_LD: share of each noisy image's highest-loss pixels ignored.
+        box_teacher: L_WD teacher: ``text`` (the box label's text embedding, offline) or
+            ``clip`` (CLIP image embedding of the box crop; needs ``clip_vision_model``).
+        clip_vision_model: CLIP weights (hub name or local folder) for ``box_teacher=clip``.
+        box_pooled_size: L_WD: sample points per box side when pooling embeddings.
     """
 
     name: str = "sentence"
     temperature: float = 0.07
     learn_temperature: bool = True
+    noisy_drop_fraction: float = 0.3
+    box_teacher: str = "text"
+    clip_vision_model: str | None = None
+    box_pooled_size: int = 4
 
 
 @dataclass

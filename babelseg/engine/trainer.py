@@ -217,6 +217,15 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_resolved_config(self.run_dir, cfg.to_dict())
 
+    def _normalisers(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """The recipe's loss counts summed over processes / world size (at least 1 each)."""
+        counts = self.recipe.loss_counts(batch)
+        names = sorted(counts)
+        values = torch.tensor([counts[n] for n in names], device=self.device)
+        all_reduce_sum_(values)
+        values = (values / self.ctx.world_size).clamp(min=1.0)
+        return {n: values[i] for i, n in enumerate(names)}
+
     def _checkpoint_state(self) -> dict:
         return {
             "config": self.cfg.to_dict(),
@@ -258,12 +267,12 @@ class Trainer:
         try:
             for step in range(self.start_step, total):
                 batch: Batch = next(data_iter).to(self.device)
-                count = torch.tensor(float(self.recipe.count_valid(batch)), device=self.device)
-                all_reduce_sum_(count)
-                normaliser = (count / ctx.world_size).clamp(min=1.0)
+                normalisers = self._normalisers(batch)
                 with _autocast(cfg, self.device):
                     output = self.model(batch.images)
-                    result = self.recipe.loss(output, batch, self.texts_dev, normaliser=normaliser)
+                    result = self.recipe.loss(
+                        output, batch, self.texts_dev, normalisers=normalisers
+                    )
                 if not torch.isfinite(result.total):
                     bad = [n for n, v in result.per_dataset.items() if not torch.isfinite(v)]
                     good = last_ckpt or "none (none saved yet)"

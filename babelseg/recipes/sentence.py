@@ -1,6 +1,13 @@
 """The ``sentence`` recipe (SentenceLabels.txt): per-pixel embeddings classified by cosine
 similarity against the text embeddings of the current dataset's labels, learnable temperature,
-loss L_HD (eq. 1-3) computed per dataset in that dataset's own label space.
+and the heterogeneous loss of section 3, each dataset in its own label space:
+
+- ``clean`` datasets: L_HD (eq. 1-3), cross-entropy over all labelled pixels;
+- ``noisy`` datasets: L_LD (eq. 4-5), the same with each image's highest-loss pixels ignored;
+- ``boxes`` datasets: L_WD (eq. 6-7), pooled box embeddings pulled to a teacher embedding.
+
+``L = L_HD + L_LD + L_WD`` (eq. 8): the pixel terms are divided by the number of labelled pixels
+M, the box term by the number of boxes P.
 """
 
 from __future__ import annotations
@@ -12,23 +19,56 @@ from torch import nn
 
 from babelseg.data.collate import Batch
 from babelseg.data.sample import Annotation
+from babelseg.labels.encoders.clip_vision import ClipVisionTeacher
+from babelseg.losses.box_distillation import (
+    BoxDistillationHead,
+    box_embedding_distillation,
+    text_targets,
+)
+from babelseg.losses.noisy_truncation import truncated_pixel_cross_entropy_sum
 from babelseg.losses.pixel_text import LearnableTemperature, cosine_logits, pixel_cross_entropy_sum
 from babelseg.models.outputs import PixelOutput
 from babelseg.models.pixel_model import PixelEmbeddingModel
 from babelseg.recipes.base import LossResult, group_by_dataset
 
 
+def distillation_boxes(sample, image_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The non-crowd boxes of a sample that L_WD uses (at least 1 px after clipping).
+
+    Returns:
+        ``(boxes float[N, 4], classes int64[N])``.
+    """
+    if sample.boxes is None or len(sample.boxes) == 0:
+        return torch.zeros(0, 4), torch.zeros(0, dtype=torch.long)
+    boxes = torch.as_tensor(sample.boxes, dtype=torch.float32).reshape(-1, 4)
+    classes = torch.as_tensor(sample.classes, dtype=torch.long)
+    keep = torch.ones(len(boxes), dtype=torch.bool)
+    if sample.iscrowd is not None:
+        keep &= ~torch.as_tensor(sample.iscrowd, dtype=torch.bool)
+    h, w = image_size
+    clipped = torch.minimum(boxes.clamp(min=0.0), torch.tensor([w, h, w, h], dtype=torch.float32))
+    keep &= ((clipped[:, 2] - clipped[:, 0]) >= 1.0) & ((clipped[:, 3] - clipped[:, 1]) >= 1.0)
+    return clipped[keep], classes[keep]
+
+
 class SentenceRecipe(nn.Module):
-    """Pixel-embedding network + learnable temperature.
+    """Pixel-embedding network + learnable temperature + the heterogeneous losses.
 
     Args:
         model: The pixel-embedding network (embedding dim = text dim).
         temperature: Initial tau of eq. 2.
         learn_temperature: Train tau.
+        noisy_drop_fraction: Share of each noisy image's valid pixels (highest losses) that L_LD
+            ignores (the paper's 30%).
+        box_pooled_size: Sample points per box side when pooling box embeddings for L_WD.
+        box_teacher: A CLIP vision teacher for L_WD; None uses the text embedding of the box's
+            label (needs no image model).
+        box_head: The 1x1 projection of pooled box embeddings (needed when the teacher's dim
+            differs from the text dim).
     """
 
     name = "sentence"
-    supported_annotations = {Annotation.CLEAN, Annotation.NOISY}
+    supported_annotations = {Annotation.CLEAN, Annotation.NOISY, Annotation.BOXES}
 
     def __init__(
         self,
@@ -36,12 +76,20 @@ class SentenceRecipe(nn.Module):
         model: PixelEmbeddingModel,
         temperature: float = 0.07,
         learn_temperature: bool = True,
+        noisy_drop_fraction: float = 0.3,
+        box_pooled_size: int = 4,
+        box_teacher: ClipVisionTeacher | None = None,
+        box_head: BoxDistillationHead | None = None,
     ) -> None:
         super().__init__()
         self.model = model
         self.temperature = LearnableTemperature(
             temperature=temperature, learnable=learn_temperature
         )
+        self.noisy_drop_fraction = noisy_drop_fraction
+        self.box_pooled_size = box_pooled_size
+        self.box_teacher = box_teacher
+        self.box_head = box_head
 
     def forward(self, images: torch.Tensor) -> PixelOutput:
         """``images float[B, 3, H, W]`` -> ``PixelOutput(embeddings float[B, D, H/4, W/4])``."""
@@ -58,40 +106,90 @@ class SentenceRecipe(nn.Module):
         """
         return cosine_logits(output.embeddings, text_embeddings, self.temperature())
 
+    @staticmethod
+    def loss_counts(batch: Batch) -> dict[str, float]:
+        """This process's normaliser counts: labelled pixels (M) and distilled boxes (P)."""
+        size = (int(batch.images.shape[-2]), int(batch.images.shape[-1]))
+        pixels = 0 if batch.semantic is None else int((batch.semantic != 255).sum())
+        boxes = sum(
+            len(distillation_boxes(s, size)[0])
+            for s in batch.samples
+            if s.annotation == Annotation.BOXES
+        )
+        return {"pixels": float(pixels), "boxes": float(boxes)}
+
+    def _box_loss(
+        self, embeddings: torch.Tensor, batch: Batch, idx: list[int], text: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        size = (int(batch.images.shape[-2]), int(batch.images.shape[-1]))
+        boxes, targets = [], []
+        for i in idx:
+            b, c = distillation_boxes(batch.samples[i], size)
+            boxes.append(b)
+            if self.box_teacher is None:
+                targets.append(text_targets(c.to(text.device), text))
+            else:
+                crops = self.box_teacher.embed_crops(batch.samples[i].image, b)
+                targets.append(crops.to(embeddings.device))
+        return box_embedding_distillation(
+            embeddings,
+            boxes,
+            size,
+            targets,
+            stride=4,
+            pooled_size=self.box_pooled_size,
+            projection=self.box_head,
+        )
+
     def loss(
         self,
         output: PixelOutput,
         batch: Batch,
         texts: Mapping[str, torch.Tensor],
         *,
-        normaliser: torch.Tensor | float,
+        normalisers: Mapping[str, torch.Tensor | float],
     ) -> LossResult:
-        """L_HD over the batch, each image against its own dataset's label texts.
+        """L = L_HD + L_LD + L_WD over the batch, each image against its own dataset's texts.
 
         Args:
             output: Model output for the batch.
-            batch: The collated batch (``semantic int64[B, H, W]``).
+            batch: The collated batch (``semantic int64[B, H, W]``, samples with boxes).
             texts: ``{dataset: float[K_d, D]}`` text embeddings.
-            normaliser: Number of valid pixels to divide by (the global count / world size under
-                DDP, so averaged gradients equal those of one process on the whole batch).
+            normalisers: ``{"pixels": M, "boxes": P}``, the global counts of
+                :meth:`loss_counts` divided by the world size, so averaged DDP gradients equal
+                those of one process on the whole batch.
         """
-        if batch.semantic is None:
-            raise ValueError("The sentence recipe needs semantic targets; got a batch without any.")
         scale = self.temperature()
-        total = output.embeddings.new_zeros(())
+        emb = output.embeddings
+        pixel_sum = emb.new_zeros(())
+        box_sum = emb.new_zeros(())
         per_dataset: dict[str, torch.Tensor] = {}
+        logs: dict[str, float] = {}
+        used_box_head = False
         for name, idx in group_by_dataset(batch.datasets).items():
-            index = torch.tensor(idx, device=output.embeddings.device)
-            logits = cosine_logits(output.embeddings.index_select(0, index), texts[name], scale)
-            target = batch.semantic.index_select(0, index)
-            loss_sum, count = pixel_cross_entropy_sum(logits, target)
-            total = total + loss_sum
-            per_dataset[name] = (loss_sum / count.clamp(min=1)).detach()
-        logs = {"temperature": float(1.0 / scale.detach())}
-        return LossResult(total=total / normaliser, per_dataset=per_dataset, logs=logs)
-
-    @staticmethod
-    def count_valid(batch: Batch) -> int:
-        """Number of labelled pixels in the batch (the loss normaliser before all-reduce)."""
-        assert batch.semantic is not None
-        return int((batch.semantic != 255).sum())
+            annotation = batch.samples[idx[0]].annotation
+            index = torch.tensor(idx, device=emb.device)
+            if annotation == Annotation.BOXES:
+                part, count = self._box_loss(emb.index_select(0, index), batch, idx, texts[name])
+                box_sum = box_sum + part
+                used_box_head = True
+            else:
+                if batch.semantic is None:
+                    raise ValueError(f"Dataset '{name}' ({annotation.value}) has no semantic map.")
+                logits = cosine_logits(emb.index_select(0, index), texts[name], scale)
+                target = batch.semantic.index_select(0, index)
+                if annotation == Annotation.NOISY:
+                    res = truncated_pixel_cross_entropy_sum(
+                        logits, target, drop_fraction=self.noisy_drop_fraction
+                    )
+                    part, count = res.loss_sum, res.num_valid
+                    logs[f"dropped/{name}"] = res.dropped_fraction
+                else:
+                    part, count = pixel_cross_entropy_sum(logits, target)
+                pixel_sum = pixel_sum + part
+            per_dataset[name] = (part / count.clamp(min=1)).detach()
+        if self.box_head is not None and not used_box_head:  # keep DDP's view of used params
+            box_sum = box_sum + 0.0 * sum(p.sum() for p in self.box_head.parameters())
+        total = pixel_sum / normalisers["pixels"] + box_sum / normalisers["boxes"]
+        logs["temperature"] = float(1.0 / scale.detach())
+        return LossResult(total=total, per_dataset=per_dataset, logs=logs)

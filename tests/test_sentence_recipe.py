@@ -1,0 +1,110 @@
+"""The sentence recipe's heterogeneous loss: L_HD + L_LD + L_WD, each dataset in its own space."""
+
+import numpy as np
+import pytest
+import torch
+
+from babelseg.data.collate import collate_samples
+from babelseg.data.sample import Annotation, Sample, Task
+from babelseg.engine.config import load_config
+from babelseg.engine.trainer import train
+from babelseg.losses.box_distillation import box_embedding_distillation
+from babelseg.losses.noisy_truncation import truncated_pixel_cross_entropy_sum
+from babelseg.losses.pixel_text import cosine_logits, pixel_cross_entropy_sum
+from babelseg.models.builders import build_pixel_model
+from babelseg.recipes.sentence import SentenceRecipe
+
+
+def _sample(name, annotation, rng, *, with_boxes=False):
+    image = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    if with_boxes:
+        return Sample(
+            image=image,
+            dataset=name,
+            task=Task.INSTANCE,
+            annotation=annotation,
+            image_id=name,
+            boxes=np.array([[2, 3, 18, 20], [10, 10, 30, 31], [5, 5, 5.5, 9]], np.float32),
+            classes=np.array([0, 1, 1]),
+            iscrowd=np.array([False, True, False]),
+        )
+    semantic = rng.integers(0, 3, (32, 32)).astype(np.int64)
+    semantic[:4] = 255
+    return Sample(
+        image=image,
+        dataset=name,
+        task=Task.SEMANTIC,
+        annotation=annotation,
+        image_id=name,
+        semantic=semantic,
+    )
+
+
+def test_total_is_the_sum_of_the_three_losses_with_their_normalisers():
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    model = build_pixel_model(
+        backbone="tiny", backbone_kwargs={"widths": [8, 8, 8, 8]}, decoder_dim=8, embed_dim=6
+    )
+    recipe = SentenceRecipe(model=model, noisy_drop_fraction=0.3, box_pooled_size=2).eval()
+    batch = collate_samples(
+        [
+            _sample("clean", Annotation.CLEAN, rng),
+            _sample("noisy", Annotation.NOISY, rng),
+            _sample("boxes", Annotation.BOXES, rng, with_boxes=True),
+        ]
+    )
+    texts = {
+        n: torch.nn.functional.normalize(torch.randn(3, 6), dim=1)
+        for n in ("clean", "noisy", "boxes")
+    }
+    counts = recipe.loss_counts(batch)
+    # labelled pixels of the two mask samples; boxes: crowd and the 0.5-px box are left out
+    assert counts == {"pixels": float((batch.semantic != 255).sum()), "boxes": 1.0}
+    out = recipe(batch.images)
+    result = recipe.loss(out, batch, texts, normalisers=counts)
+
+    scale = recipe.temperature()
+    emb = out.embeddings
+    hd, _ = pixel_cross_entropy_sum(
+        cosine_logits(emb[0:1], texts["clean"], scale), batch.semantic[0:1]
+    )
+    ld = truncated_pixel_cross_entropy_sum(
+        cosine_logits(emb[1:2], texts["noisy"], scale), batch.semantic[1:2], drop_fraction=0.3
+    )
+    wd, n_boxes = box_embedding_distillation(
+        emb[2:3],
+        [torch.tensor([[2.0, 3, 18, 20]])],
+        (32, 32),
+        [texts["boxes"][[0]]],
+        stride=4,
+        pooled_size=2,
+    )
+    assert int(n_boxes) == 1
+    expected = (hd + ld.loss_sum) / counts["pixels"] + wd / counts["boxes"]
+    assert torch.allclose(result.total, expected, rtol=1e-5)
+    assert 0.0 < result.logs["dropped/noisy"] < 0.31
+    assert set(result.per_dataset) == {"clean", "noisy", "boxes"}
+
+
+def test_trains_on_noisy_and_boxes_only_datasets(tiny_run_config):
+    cfg = load_config(
+        tiny_run_config(
+            "hetero",
+            data={"train": ["metro_drive", "home_scenes", "open_boxes"]},
+            train={"steps": 4, "eval_at_end": False},
+        )
+    )
+    result = train(cfg)
+    assert np.isfinite(result.final_loss)
+
+
+def test_unknown_box_teacher_is_an_error(tiny_run_config):
+    from babelseg.engine.builders import build_recipe
+
+    cfg = load_config(tiny_run_config("teacher"), ["recipe.box_teacher=dino"])
+    with pytest.raises(ValueError, match="box_teacher"):
+        build_recipe(cfg, embed_dim=8)
+    cfg = load_config(tiny_run_config("teacher2"), ["recipe.box_teacher=clip"])
+    with pytest.raises(ValueError, match="clip_vision_model"):
+        build_recipe(cfg, embed_dim=8)

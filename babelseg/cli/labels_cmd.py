@@ -71,7 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--template", default=DEFAULT_TEMPLATE, help="template for --mode template ('{}' = name)"
     )
     enc.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
-    enc.add_argument("--cache-dir", type=Path, help="embedding-cache folder ($BABELSEG_CACHE)")
+    enc.add_argument(
+        "--cache-dir", type=Path, metavar="DIR", help="embedding-cache folder ($BABELSEG_CACHE)"
+    )
     out = parser.add_argument_group("output")
     out.add_argument("--top", type=int, default=3, metavar="K", help="neighbours per label (3)")
     out.add_argument("--plot", type=Path, metavar="OUT.png", help="write a heat map of the matrix")

@@ -201,6 +201,7 @@ class EmbeddingCache:
         os.close(fd)
         try:
             save_file({_TENSOR: matrix}, tmp, metadata=meta)
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache may be shared
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
             os.replace(tmp, path)

@@ -162,7 +162,17 @@ class LabelSpace:
             raw: ``int[H, W]`` on-disk values.
         Returns:
             ``int64[H, W]`` class indices, ``IGNORE_INDEX`` for ignore and unknown values.
+        Raises:
+            ValueError: a value outside 0..65535 (it would index the table wrongly).
         """
+        raw = np.asarray(raw)
+        if raw.size and raw.dtype not in (np.uint8, np.uint16):
+            lo, hi = int(raw.min()), int(raw.max())
+            if lo < 0 or hi > MAX_DISK_VALUE:
+                raise ValueError(
+                    f"Label values must lie in 0..{MAX_DISK_VALUE} (label space '{self.name}'); "
+                    f"got values from {lo} to {hi}. Read label PNGs as 8- or 16-bit indices."
+                )
         return self.lookup_table()[raw.astype(np.int64)]
 
     def unknown_values(self, raw: np.ndarray) -> dict[int, int]:

@@ -100,7 +100,7 @@ class ClipTextEncoder:
                 model = CLIPTextModelWithProjection.from_pretrained(
                     name_or_path, local_files_only=local_files_only
                 )
-        except OSError as e:
+        except (OSError, ValueError) as e:  # transformers raises ValueError for empty folders
             hint = (
                 " It is not on this machine: pass local_files_only=False to download it."
                 if local_files_only and not _looks_local(name_or_path)

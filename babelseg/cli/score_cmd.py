@@ -69,6 +69,7 @@ def score_semantic(
     """mIoU of prediction PNGs against ground-truth PNGs; returns the metrics mapping."""
     import numpy as np
 
+    from babelseg.data.readers.semantic_png import value_table
     from babelseg.evaluation.report import semantic_entry, summarize
     from babelseg.evaluation.semantic import SemanticConfusion
     from babelseg.inference.label_png import read_label_values
@@ -83,12 +84,11 @@ def score_semantic(
             f"{len(missing)} ground-truth files have no prediction in {pred_dir} (e.g. "
             f"{', '.join(missing[:3])}); check --pred-suffix, or pass --allow-missing."
         )
+    # The reader's table: with reduce_zero_label, on-disk 0 (and 255) is ignore, k is k - 1.
+    gt_table, _ = value_table(space, {"reduce_zero_label": reduce_zero_label}, where=str(labels))
     confusion = SemanticConfusion(num_classes=len(space), names=space.names)
     for stem, gt_path in gts.items():
-        raw = read_label_values(gt_path)
-        if reduce_zero_label:
-            raw = np.where(raw == 0, IGNORE_INDEX + 1, raw - 1)
-        gt = space.encode(raw)
+        gt = gt_table[read_label_values(gt_path)]
         if stem in preds:
             pred_raw = read_label_values(preds[stem])
             if pred_raw.shape != gt.shape:

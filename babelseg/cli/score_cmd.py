@@ -5,29 +5,36 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-HELP = "Score prediction label PNGs against ground-truth PNGs (no model needed)."
+HELP = "Score predictions against ground truth (no model needed): mIoU, PQ or mask AP."
 EPILOG = """examples:
   babelseg score --task semantic --gt-dir sw/metro_drive/labels/val \\
       --pred-dir preds/metro_drive --labels sw/metro_drive/labels.yaml
   babelseg score --task semantic --gt-dir ade/annotations --pred-dir out --labels ade150.yaml \\
       --pred-suffix _pred --out metrics.json
+  babelseg score --task panoptic --gt-json panoptic_val2017.json --gt-dir panoptic_val2017 \\
+      --pred-json pred.json --pred-dir pred/ --out metrics.json
+  babelseg score --task instance --gt-json instances_val2017.json --pred-json results.json
 
-Both folders hold PNGs of ON-DISK label values of the label space in --labels (what
+Semantic: both folders hold PNGs of ON-DISK label values of the label space in --labels (what
 `babelseg predict` writes); files are matched by stem (after removing --gt-suffix /
 --pred-suffix). mIoU leaves out classes whose union is empty; ignore values are not scored.
+Panoptic: COCO panoptic JSON + PNG folders, PQ/SQ/RQ with the panopticapi conventions.
+Instance: COCO instances JSON and a COCO results JSON (RLE masks), mask AP by pycocotools.
 """
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--task",
-        choices=["semantic"],
+        choices=["semantic", "panoptic", "instance"],
         default="semantic",
-        help="what to score (panoptic and instance come with the mask recipes)",
+        help="what to score (default: semantic)",
     )
-    p.add_argument("--gt-dir", required=True, help="folder of ground-truth label PNGs")
-    p.add_argument("--pred-dir", required=True, help="folder of predicted label PNGs")
-    p.add_argument("--labels", required=True, metavar="LABELS.yaml", help="label-space YAML")
+    p.add_argument("--gt-dir", help="folder of ground-truth label PNGs (semantic, panoptic)")
+    p.add_argument("--pred-dir", help="folder of predicted label PNGs (semantic, panoptic)")
+    p.add_argument("--labels", metavar="LABELS.yaml", help="label-space YAML (semantic)")
+    p.add_argument("--gt-json", help="COCO panoptic / instances JSON (panoptic, instance)")
+    p.add_argument("--pred-json", help="COCO panoptic / results JSON (panoptic, instance)")
     p.add_argument("--gt-suffix", default="", help="suffix to strip from ground-truth stems")
     p.add_argument("--pred-suffix", default="", help="suffix to strip from prediction stems")
     p.add_argument(
@@ -103,10 +110,47 @@ def score_semantic(
     return summarize({labels.stem: semantic_entry(confusion.compute())})
 
 
+NEEDS: dict[str, tuple[str, ...]] = {
+    "semantic": ("gt_dir", "pred_dir", "labels"),
+    "panoptic": ("gt_json", "gt_dir", "pred_json", "pred_dir"),
+    "instance": ("gt_json", "pred_json"),
+}
+"""Task -> arguments it requires."""
+
+
 def run(args: argparse.Namespace) -> int:
     from babelseg.evaluation.report import format_table, write_metrics_json
 
-    metrics = score_semantic(
+    missing = ["--" + k.replace("_", "-") for k in NEEDS[args.task] if getattr(args, k) is None]
+    if missing:
+        raise ValueError(f"--task {args.task} needs {', '.join(missing)}.")
+    if args.task == "panoptic":
+        from babelseg.evaluation.panoptic import score_panoptic_files
+
+        metrics, text = score_panoptic_files(
+            gt_json=args.gt_json,
+            gt_dir=args.gt_dir,
+            pred_json=args.pred_json,
+            pred_dir=args.pred_dir,
+        )
+        print(text)
+    elif args.task == "instance":
+        from babelseg.evaluation.instance import score_instance_files
+
+        metrics, text = score_instance_files(gt_json=args.gt_json, pred_json=args.pred_json)
+        print(text)
+    else:
+        metrics = semantic_report(args)
+        print(format_table(metrics, per_class=True))
+    if args.out:
+        write_metrics_json(Path(args.out), metrics)
+        print(f"metrics written to {args.out}")
+    return 0
+
+
+def semantic_report(args: argparse.Namespace) -> dict:
+    """:func:`score_semantic` with the command-line arguments."""
+    return score_semantic(
         gt_dir=Path(args.gt_dir),
         pred_dir=Path(args.pred_dir),
         labels=Path(args.labels),
@@ -115,8 +159,3 @@ def run(args: argparse.Namespace) -> int:
         reduce_zero_label=args.reduce_zero_label,
         allow_missing=args.allow_missing,
     )
-    print(format_table(metrics, per_class=True))
-    if args.out:
-        write_metrics_json(Path(args.out), metrics)
-        print(f"metrics written to {args.out}")
-    return 0

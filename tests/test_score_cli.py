@@ -197,3 +197,64 @@ def test_ade20k_annotations_scored_against_themselves(
     reduced = json.loads(out2.read_text())["datasets"]["ade150"]
     assert reduced["mIoU"] == pytest.approx(100.0)
     assert [n for n, v in reduced["per_class"].items() if v is not None] == present
+
+
+def test_suffix_selects_files_and_sub_folders_are_searched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Cityscapes layout: city sub-folders, and other label kinds next to the ones scored.
+    argv = _setup(tmp_path, gt_suffix="_labelTrainIds")
+    city = tmp_path / "gt" / "city"
+    city.mkdir()
+    for stem in GT:
+        (tmp_path / "gt" / f"{stem}_labelTrainIds.png").rename(city / f"{stem}_labelTrainIds.png")
+        _png(city / f"{stem}_labelIds.png", np.full((4, 4), 9))  # must not be read
+    out = tmp_path / "m.json"
+    assert main([*argv, "--gt-suffix", "_labelTrainIds.png", "--out", str(out)]) == 0
+    entry = json.loads(out.read_text())["datasets"]["street"]
+    assert entry["num_images"] == 2 and entry["mIoU"] == pytest.approx(50.0)
+
+    _png(tmp_path / "pred" / "more" / "a.png", PRED["a"])  # the same stem twice
+    assert main([*argv, "--gt-suffix", "_labelTrainIds"]) == 2
+    err = capsys.readouterr().err
+    assert "stem 'a'" in err and str(tmp_path / "pred" / "more" / "a.png") in err
+    assert main([*argv, "--gt-suffix", "_nothing"]) == 2
+    assert "ending in '_nothing.png'" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------- real Cityscapes sample
+CITYSCAPES_TRAIN_IDS = {
+    7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9,
+    23: 10, 24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18,
+}  # fmt: skip
+CITYSCAPES_NAMES = (
+    "road sidewalk building wall fence pole traffic_light traffic_sign vegetation terrain sky "
+    "person rider car truck bus train motorcycle bicycle"
+).split()
+
+
+def test_cityscapes_label_ids_mapped_to_train_ids_score_high_but_not_100(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gt_dir = FIXTURES / "cityscapes_sample" / "gtFine"
+    stem = "frankfurt_000000_000294"
+    if not (gt_dir / f"{stem}_gtFine_labelIds.png").is_file():
+        pytest.skip("shared Cityscapes fixture not available")
+    table = np.full(256, 255, dtype=np.int64)
+    for label_id, train_id in CITYSCAPES_TRAIN_IDS.items():
+        table[label_id] = train_id
+    label_ids = np.asarray(Image.open(gt_dir / f"{stem}_gtFine_labelIds.png"))
+    _png(tmp_path / "pred" / "frankfurt" / f"{stem}.png", table[label_ids])
+    labels = _labels(tmp_path, CITYSCAPES_NAMES, [255])
+    out = tmp_path / "m.json"
+    argv = ["score", "--gt-dir", str(gt_dir), "--gt-suffix", "_gtFine_labelTrainIds"]
+    argv += ["--pred-dir", str(tmp_path / "pred"), "--labels", str(labels), "--out", str(out)]
+    assert main(argv) == 0
+    entry = json.loads(out.read_text())["datasets"]["street"]
+    # About 77 boundary pixels disagree (the two files were resized separately).
+    assert entry["num_images"] == 1
+    assert entry["mIoU"] == pytest.approx(98.65, abs=0.05)
+    assert entry["aAcc"] == pytest.approx(99.77, abs=0.02)
+    present = {n for n, v in entry["per_class"].items() if v is not None}
+    assert present == {"road", "sidewalk", "building", "fence", "pole", "traffic_sign",
+                       "vegetation", "sky", "person", "car"}  # fmt: skip

@@ -52,14 +52,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _by_stem(folder: Path, suffix: str, what: str) -> dict[str, Path]:
+    """PNGs under ``folder`` (sub-folders too, e.g. Cityscapes cities) keyed by stem.
+
+    With a suffix, only files whose stem ends with it count (a Cityscapes gtFine folder also
+    holds labelIds, instanceIds and colour PNGs) and the suffix is cut from the key.
+    """
     if not folder.is_dir():
         raise FileNotFoundError(f"{what} folder not found: {folder}.")
-    files = {}
-    for f in sorted(folder.glob("*.png")):
-        stem = f.stem[: -len(suffix)] if suffix and f.stem.endswith(suffix) else f.stem
+    suffix = suffix.removesuffix(".png")
+    files: dict[str, Path] = {}
+    for f in sorted(folder.rglob("*.png")):
+        if suffix and not f.stem.endswith(suffix):
+            continue
+        stem = f.stem[: len(f.stem) - len(suffix)]
+        if stem in files:
+            raise ValueError(
+                f"Two {what} files have the stem '{stem}': {files[stem]} and {f}; "
+                "stems must be unique under the folder (use --gt-suffix / --pred-suffix)."
+            )
         files[stem] = f
     if not files:
-        raise FileNotFoundError(f"No PNG files in the {what} folder {folder}.")
+        which = f" ending in '{suffix}.png'" if suffix else ""
+        raise FileNotFoundError(f"No PNG files{which} in the {what} folder {folder}.")
     return files
 
 

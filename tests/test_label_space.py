@@ -175,3 +175,15 @@ def test_yaml_round_trip_and_file_errors(tmp_path: Path) -> None:
     (tmp_path / "broken.yaml").write_text("classes: [a, b\n")
     with pytest.raises(ValueError, match="broken.yaml is not valid YAML"):
         LabelSpace.from_yaml(tmp_path / "broken.yaml")
+
+
+def test_large_vocabularies_keep_index_255_as_a_class():
+    from babelseg.inference.label_png import indices_to_values
+
+    space = LabelSpace.from_names([f"label {i}" for i in range(300)])
+    assert space.ignore_values == (65535,)
+    assert space.index_of_value(255) == 255
+    values = indices_to_values(np.array([[255, 299]]), space)
+    assert values.tolist() == [[255, 299]]
+    small = LabelSpace.from_names(["a", "b"])
+    assert indices_to_values(np.array([[255, 1]]), small).tolist() == [[255, 1]]

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from babelseg.inference.label_png import indices_to_values, write_label_png
     from babelseg.inference.predictor import Predictor
     from babelseg.inference.visualize import save_overlay
-    from babelseg.labels.space import LabelSpace
+    from babelseg.labels.space import IGNORE_INDEX, LabelSpace
 
     images = collect_images(args.inputs)
     predictor = Predictor.from_checkpoint(args.run or args.checkpoint, device=args.device)
@@ -110,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
             names=space.names,
             palette=space.palette,
             alpha=args.alpha,
+            ignore_index=IGNORE_INDEX if len(space) <= IGNORE_INDEX else -1,
         )
         present = [space.names[k] for k in np.unique(pred)]
         print(f"{path.name}: {', '.join(present)}")

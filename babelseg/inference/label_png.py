@@ -48,15 +48,16 @@ def indices_to_values(indices: Any, space: LabelSpace) -> np.ndarray:
         ValueError: an index is neither a class index nor ``IGNORE_INDEX``.
 
     Note:
-        ``IGNORE_INDEX`` always means ignore, as everywhere in babelseg, so in a space of more
-        than 255 classes the class with index 255 cannot be written.
+        ``IGNORE_INDEX`` means ignore only in spaces of at most 255 classes; in larger ones
+        (big prediction vocabularies) index 255 is a class like any other.
     """
     if hasattr(indices, "detach"):
         indices = indices.detach().cpu().numpy()
     idx = np.asarray(indices).astype(np.int64, copy=False)
     k = len(space)
     table = np.array([space.value_of(i) for i in range(k)], dtype=np.int64)
-    is_ignore = idx == IGNORE_INDEX
+    # index 255 is ignore only where it cannot be a class (spaces of up to 255 classes)
+    is_ignore = (idx == IGNORE_INDEX) & (k <= IGNORE_INDEX)
     bad = ~is_ignore & ((idx < 0) | (idx >= k))
     if bad.any():
         values = np.unique(idx[bad])[:10].tolist()

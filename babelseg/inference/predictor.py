@@ -18,55 +18,82 @@ from babelseg.labels.encoders.base import TextEncoder
 from babelseg.labels.space import LabelSpace
 
 
-def candidate_classes(logits: torch.Tensor, *, chunk: int = 1024) -> torch.Tensor:
-    """Classes that can win some pixel after bilinear upsampling of ``logits``.
+def _bilinear_taps(n_in: int, n_out: int, device: torch.device):
+    """Source indices and weights of ``interpolate(mode="bilinear", align_corners=False)``.
 
-    Bilinear upsampling (``align_corners=False``, borders clamped) makes each output logit a
-    convex combination of one 2x2 window of the border-replicated low-resolution map. So class k
-    can win an output pixel only if its maximum over that window reaches the best class's
-    minimum over it: an exact test, at the cost of two 2x2 poolings.
-
-    Args:
-        logits: ``float[K, h, w]``.
     Returns:
-        ``int64[C]`` sorted indices of the candidate classes (C <= K).
+        ``(i0 int64[n_out], i1 int64[n_out], w1 float[n_out])``: output j reads
+        ``(1 - w1) * x[i0] + w1 * x[i1]``.
     """
-    k = logits.shape[0]
-
-    def windows(part: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = F.pad(part[None].float(), (1, 1, 1, 1), mode="replicate")
-        return F.max_pool2d(x, 2, stride=1)[0], -F.max_pool2d(-x, 2, stride=1)[0]
-
-    best_min = None
-    for start in range(0, k, chunk):
-        _, low = windows(logits[start : start + chunk])
-        m = low.max(dim=0).values
-        best_min = m if best_min is None else torch.maximum(best_min, m)
-    keep = []
-    for start in range(0, k, chunk):
-        high, _ = windows(logits[start : start + chunk])
-        keep.append((high >= best_min).flatten(1).any(dim=1))
-    return torch.nonzero(torch.cat(keep)).flatten()
+    src = ((torch.arange(n_out, device=device) + 0.5) * (n_in / n_out) - 0.5).clamp(min=0.0)
+    i0 = src.floor().long().clamp(max=n_in - 1)
+    i1 = (i0 + 1).clamp(max=n_in - 1)
+    return i0, i1, src - i0
 
 
-def labels_at_full_resolution(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def labels_at_full_resolution(
+    logits: torch.Tensor,
+    size: tuple[int, int],
+    *,
+    per_pixel: int = 4,
+    full_below: int = 64,
+    exact: bool = False,
+) -> torch.Tensor:
     """Arg-max labels at ``size`` from low-resolution logits, for any vocabulary size.
 
-    Equal to ``interpolate(logits, size, bilinear).argmax(0)``, but only the candidate classes
-    (see :func:`candidate_classes`) are upsampled, so a 10,000-label vocabulary costs about what
-    a small one costs after the low-resolution matmul.
+    Up to ``full_below`` classes: ``interpolate(logits, size, bilinear).argmax``, exactly.
+    Beyond: each output pixel is a convex combination of 4 low-resolution pixels, so only the
+    classes in those pixels' top ``per_pixel`` lists are scored there; the result is certified
+    equal to the full computation wherever the best score reaches the bound
+    ``sum_i w_i * (per_pixel-th largest logit at pixel i)`` that no other class can beat.
+    Where it does not (near-ties, e.g. near-synonyms in a huge vocabulary) the best candidate
+    is kept, or, with ``exact=True``, the pixel is scored over all K classes (slow when ties
+    are common). The cost after the low-resolution matmul barely grows with K.
 
     Args:
-        logits: ``float[K, h, w]``.
+        logits: ``float[h, w, K]``, pixel-major (``semantic_logits(..., pixel_major=True)``).
         size: ``(H, W)`` output size.
+        per_pixel: Classes kept per low-resolution pixel.
+        full_below: Vocabulary size up to which all K maps are upsampled.
+        exact: Score uncertified pixels over all classes.
     Returns:
         ``int64[H, W]`` class indices into the K classes.
     """
-    candidates = candidate_classes(logits) if logits.shape[0] > 8 else None
-    chosen = logits if candidates is None else logits[candidates]
-    up = F.interpolate(chosen[None].float(), size=size, mode="bilinear", align_corners=False)[0]
-    best = up.argmax(0)
-    return best if candidates is None else candidates[best]
+    logits = logits.float()
+    h, w, k = logits.shape
+    big_h, big_w = int(size[0]), int(size[1])
+    if k <= max(full_below, 2 * per_pixel):
+        maps = logits.permute(2, 0, 1)[None]
+        up = F.interpolate(maps, size=(big_h, big_w), mode="bilinear", align_corners=False)
+        return up[0].argmax(0)
+    top_val, top_idx = logits.topk(per_pixel, dim=-1)  # [h, w, P], contiguous over classes
+    top_val, top_idx = top_val.permute(2, 0, 1), top_idx.permute(2, 0, 1)  # [P, h, w]
+    y0, y1, wy = _bilinear_taps(h, big_h, logits.device)
+    x0, x1, wx = _bilinear_taps(w, big_w, logits.device)
+    taps = [
+        (y0[:, None], x0[None, :], (1 - wy)[:, None] * (1 - wx)[None, :]),
+        (y0[:, None], x1[None, :], (1 - wy)[:, None] * wx[None, :]),
+        (y1[:, None], x0[None, :], wy[:, None] * (1 - wx)[None, :]),
+        (y1[:, None], x1[None, :], wy[:, None] * wx[None, :]),
+    ]
+    # candidates of each output pixel: the 4 neighbours' top lists -> [4P, H, W]
+    cand = torch.cat([top_idx[:, ty, tx] for ty, tx, _ in taps], dim=0)
+    score = torch.zeros(cand.shape, dtype=logits.dtype, device=logits.device)
+    bound = torch.zeros((big_h, big_w), dtype=logits.dtype, device=logits.device)
+    for ty, tx, tw in taps:
+        score += tw * logits[ty.expand(big_h, big_w), tx.expand(big_h, big_w), cand]
+        bound += tw * top_val[-1, ty, tx]
+    best, where = score.max(dim=0)
+    labels = cand.gather(0, where[None])[0]
+    if not exact:
+        return labels
+    unsure = torch.nonzero(best < bound)
+    chunk = max(1, (1 << 24) // k)  # ~64 MB of scores per chunk
+    for start in range(0, len(unsure), chunk):
+        ys, xs = unsure[start : start + chunk].unbind(1)
+        full = sum(tw[ys, xs, None] * logits[ty[ys, 0], tx[0, xs]] for ty, tx, tw in taps)
+        labels[ys, xs] = full.argmax(1)
+    return labels
 
 
 class Predictor:
@@ -163,11 +190,12 @@ class Predictor:
             image: ``uint8[H, W, 3]`` RGB.
             text_embeddings: ``float[K, D]``.
         Returns:
-            ``float[K, ceil(H/4), ceil(W/4)]``.
+            ``float[ceil(H/4), ceil(W/4), K]`` (pixel-major).
         """
         x = normalize_image(image).unsqueeze(0).to(self.device)
         out = self.recipe(x)
-        return self.recipe.semantic_logits(out, text_embeddings.to(self.device))[0]
+        text = text_embeddings.to(self.device)
+        return self.recipe.semantic_logits(out, text, pixel_major=True)[0]
 
     @torch.inference_mode()
     def predict(self, image: np.ndarray, text_embeddings: torch.Tensor) -> np.ndarray:

@@ -196,6 +196,7 @@ class LabelSpace:
         """A space of stuff classes whose on-disk values are their indices.
 
         Names may carry a description after a colon: ``"bus: a road vehicle for many people"``.
+        Vocabularies of more than 255 classes use 65535 as their ignore value (255 is a class).
         """
         classes = []
         for raw in names:
@@ -205,7 +206,8 @@ class LabelSpace:
                 classes.append(ClassDef(name=label.strip(), description=desc.strip() or None))
             else:
                 classes.append(ClassDef(name=text))
-        return cls(classes, name=name)
+        ignore = (IGNORE_INDEX,) if len(classes) <= IGNORE_INDEX else (MAX_DISK_VALUE,)
+        return cls(classes, name=name, ignore_values=ignore)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], name: str = "", source: str = "") -> LabelSpace:

@@ -39,7 +39,11 @@ class LearnableTemperature(nn.Module):
 
 
 def cosine_logits(
-    pixel_embeddings: torch.Tensor, text_embeddings: torch.Tensor, scale: torch.Tensor | float
+    pixel_embeddings: torch.Tensor,
+    text_embeddings: torch.Tensor,
+    scale: torch.Tensor | float,
+    *,
+    pixel_major: bool = False,
 ) -> torch.Tensor:
     """Scaled cosine similarity of every pixel with every text.
 
@@ -47,11 +51,15 @@ def cosine_logits(
         pixel_embeddings: ``float[B, D, H, W]``.
         text_embeddings: ``float[K, D]`` (normalised or not).
         scale: ``1 / tau``.
+        pixel_major: Return ``float[B, H, W, K]`` (contiguous over classes, for per-pixel
+            top-k over large vocabularies).
     Returns:
-        ``float[B, K, H, W]`` logits.
+        ``float[B, K, H, W]`` logits (or ``[B, H, W, K]``).
     """
     pix = F.normalize(pixel_embeddings, dim=1)
     txt = F.normalize(text_embeddings.to(pix.dtype), dim=1)
+    if pixel_major:
+        return torch.einsum("bdhw,kd->bhwk", pix, txt) * scale
     return torch.einsum("bdhw,kd->bkhw", pix, txt) * scale
 
 

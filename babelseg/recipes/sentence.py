@@ -95,16 +95,21 @@ class SentenceRecipe(nn.Module):
         """``images float[B, 3, H, W]`` -> ``PixelOutput(embeddings float[B, D, H/4, W/4])``."""
         return self.model(images)
 
-    def semantic_logits(self, output: PixelOutput, text_embeddings: torch.Tensor) -> torch.Tensor:
+    def semantic_logits(
+        self, output: PixelOutput, text_embeddings: torch.Tensor, *, pixel_major: bool = False
+    ) -> torch.Tensor:
         """Class logits at the embedding resolution.
 
         Args:
             output: The model output for B images.
             text_embeddings: ``float[K, D]`` texts of the label space asked for.
+            pixel_major: Return ``[B, H/4, W/4, K]`` instead.
         Returns:
             ``float[B, K, H/4, W/4]``.
         """
-        return cosine_logits(output.embeddings, text_embeddings, self.temperature())
+        return cosine_logits(
+            output.embeddings, text_embeddings, self.temperature(), pixel_major=pixel_major
+        )
 
     @staticmethod
     def loss_counts(batch: Batch) -> dict[str, float]:

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from babelseg.data.augment import AUGMENT_KEYS, boxes_from_masks, build_augmentation
+from babelseg.data.augment import AUGMENT_KEYS, build_augmentation
+from babelseg.data.readers.coco_instances import masks_to_boxes as boxes_from_masks
 from babelseg.data.sample import Annotation, Sample, Task
 from babelseg.labels.space import IGNORE_INDEX
 

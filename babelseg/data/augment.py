@@ -42,6 +42,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import albumentations as A  # noqa: E402
 import cv2  # noqa: E402
 
+from babelseg.data.readers.coco_instances import masks_to_boxes  # noqa: E402
 from babelseg.data.sample import Sample  # noqa: E402
 from babelseg.labels.space import IGNORE_INDEX  # noqa: E402
 
@@ -146,23 +147,6 @@ def parse_augment_spec(spec: Mapping[str, Any] | None, *, name: str = "") -> Aug
     return AugmentSpec(
         crop=crop, scale=scale, resize_short=resize_short, flip=flip, color_jitter=jitter, blur=blur
     )
-
-
-def boxes_from_masks(masks: np.ndarray) -> np.ndarray:
-    """Tight boxes of binary masks, in pixel-edge coordinates.
-
-    Args:
-        masks: ``bool[N, H, W]``; every mask must be non-empty.
-    Returns:
-        ``float32[N, 4]`` ``(x0, y0, x1, y1)`` with ``x1 = last column + 1``.
-    """
-    boxes = np.zeros((len(masks), 4), dtype=np.float32)
-    for i, m in enumerate(masks):
-        cols = np.flatnonzero(m.any(axis=0))
-        rows = np.flatnonzero(m.any(axis=1))
-        assert cols.size and rows.size, "boxes_from_masks needs non-empty masks"
-        boxes[i] = (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1)
-    return boxes
 
 
 def _generators(rng: np.random.Generator | int) -> tuple[np.random.Generator, random.Random]:
@@ -305,7 +289,7 @@ class Augmentation:
             masks = planes_out[1:].astype(bool)
             keep = masks.reshape(len(masks), -1).any(axis=1)
             changes["masks"] = masks[keep]
-            changes["boxes"] = boxes_from_masks(masks[keep])
+            changes["boxes"] = masks_to_boxes(masks[keep])
         elif use_boxes:
             # albumentations round-trips through normalised coordinates: snap the float noise
             # (1e-7 px) so that boxes clipped to nothing are recognised as degenerate.

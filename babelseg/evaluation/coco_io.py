@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from babelseg.data.image_io import read_panoptic_png
+from babelseg.data.readers.coco_instances import load_json as _reader_load_json
 
 VOID = 0
 """Segment id of unlabelled pixels in COCO panoptic PNGs."""
@@ -33,20 +34,8 @@ MAX_SEGMENT_ID = 256**3 - 1
 
 # ---------------------------------------------------------------------------- JSON
 def load_json(path: str | Path, *, what: str = "COCO JSON") -> Any:
-    """Parse a JSON file.
-
-    Raises:
-        FileNotFoundError: the file does not exist (the message names it and ``what``).
-        ValueError: the file is not valid JSON.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"{what} not found: {p}. Check the path.")
-    try:
-        with p.open() as f:
-            return json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{p} is not valid JSON ({e}); re-export it.") from e
+    """Parse a JSON file (the readers' loader: errors name the file and the fix)."""
+    return _reader_load_json(Path(path), what)
 
 
 def write_json_atomic(path: str | Path, data: Any) -> Path:

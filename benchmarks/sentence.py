@@ -30,11 +30,15 @@ from babelseg.inference.predictor import Predictor
 RESULTS = Path(__file__).resolve().parent / "results"
 CLEAN = ["metro_drive", "vista_roads", "pascal_objects"]
 ROWS = {
-    "HD": (CLEAN, 0.3),
-    "HD + noisy (L_HD)": ([*CLEAN, "home_scenes"], 0.0),
-    "HD + noisy (L_LD)": ([*CLEAN, "home_scenes"], 0.3),
-    "HD + boxes (L_WD)": ([*CLEAN, "open_boxes"], 0.3),
-    "HD + noisy (L_LD) + boxes (L_WD)": ([*CLEAN, "home_scenes", "open_boxes"], 0.3),
+    "HD": (CLEAN, []),
+    "HD + noisy (L_HD)": ([*CLEAN, "home_scenes"], ["recipe.noisy_drop_fraction=0.0"]),
+    "HD + noisy (L_LD)": ([*CLEAN, "home_scenes"], ["recipe.noisy_drop_fraction=0.3"]),
+    "HD + boxes (L_WD)": ([*CLEAN, "open_boxes"], ["recipe.box_loss_weight=1.0"]),
+    "HD + noisy (L_LD) + boxes (L_WD)": (
+        [*CLEAN, "home_scenes", "open_boxes"],
+        ["recipe.noisy_drop_fraction=0.3", "recipe.box_loss_weight=1.0"],
+    ),
+    "HD + boxes (L_WD, weight 0.05)": ([*CLEAN, "open_boxes"], ["recipe.box_loss_weight=0.05"]),
 }
 EVAL = [*CLEAN, "home_scenes", "night_drive", "living_zero"]
 
@@ -48,12 +52,18 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--quick", action="store_true", help="smoke run: 20 steps, 10 eval images")
     ap.add_argument("--work", default="runs/bench_sentence")
+    ap.add_argument("--only", help="run only rows containing this text; keep the others' results")
     args = ap.parse_args()
     steps = 20 if args.quick else args.steps
     max_images = 10 if args.quick else None
     decls = load_declarations(Path(args.sw) / "datasets.yaml")
     rows = {}
-    for row, (names, drop) in ROWS.items():
+    old = RESULTS / "sentence.json"
+    if args.only and old.is_file():
+        rows.update(json.loads(old.read_text())["rows"])
+    for row, (names, overrides) in ROWS.items():
+        if args.only and args.only not in row:
+            continue
         run_dir = Path(args.work) / row.replace(" ", "_").replace("(", "").replace(")", "")
         cfg = load_config(
             args.config,
@@ -62,8 +72,8 @@ def main() -> None:
                 f"data.datasets_yaml={Path(args.sw) / 'datasets.yaml'}",
                 f"data.train=[{', '.join(names)}]",
                 f"train.steps={steps}",
-                f"recipe.noisy_drop_fraction={drop}",
                 "train.checkpoint_every=1000000",
+                *overrides,
             ],
         )
         t0 = time.perf_counter()
@@ -96,7 +106,8 @@ def main() -> None:
         head,
         "|---" * (len(EVAL) + 2) + "|",
     ]
-    for row, r in rows.items():
+    for row in [r for r in ROWS if r in rows]:
+        r = rows[row]
         cells = " | ".join(f"{r[n]:.1f}" for n in EVAL)
         lines.append(f"| {row} | {cells} | {r['seconds']:.0f} |")
     (RESULTS / "sentence.md").write_text("\n".join(lines) + "\n")

@@ -79,6 +79,7 @@ def build_recipe(cfg: Config, *, embed_dim: int) -> nn.Module:
         learn_temperature=cfg.recipe.learn_temperature,
         noisy_drop_fraction=cfg.recipe.noisy_drop_fraction,
         box_pooled_size=cfg.recipe.box_pooled_size,
+        box_loss_weight=cfg.recipe.box_loss_weight,
         box_teacher=teacher,
         box_head=head,
     )

@@ -94,6 +94,8 @@ class RecipeConfig:
             ``clip`` (CLIP image embedding of the box crop; needs ``clip_vision_model``).
         clip_vision_model: CLIP weights (hub name or local folder) for ``box_teacher=clip``.
         box_pooled_size: L_WD: sample points per box side when pooling embeddings.
+        box_loss_weight: Weight of L_WD in the total (the paper adds it with weight 1; an L1
+            distance between D-dim unit vectors is ~sqrt(D) times the scale of the pixel loss).
     """
 
     name: str = "sentence"
@@ -103,6 +105,7 @@ class RecipeConfig:
     box_teacher: str = "text"
     clip_vision_model: str | None = None
     box_pooled_size: int = 4
+    box_loss_weight: float = 1.0
 
 
 @dataclass

@@ -6,8 +6,8 @@ and the heterogeneous loss of section 3, each dataset in its own label space:
 - ``noisy`` datasets: L_LD (eq. 4-5), the same with each image's highest-loss pixels ignored;
 - ``boxes`` datasets: L_WD (eq. 6-7), pooled box embeddings pulled to a teacher embedding.
 
-``L = L_HD + L_LD + L_WD`` (eq. 8): the pixel terms are divided by the number of labelled pixels
-M, the box term by the number of boxes P.
+``L = L_HD + L_LD + w * L_WD`` (eq. 8 has w = 1): the pixel terms are divided by the number of
+labelled pixels M, the box term by the number of boxes P.
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ class SentenceRecipe(nn.Module):
             label (needs no image model).
         box_head: The 1x1 projection of pooled box embeddings (needed when the teacher's dim
             differs from the text dim).
+        box_loss_weight: Weight of L_WD (1 in the paper's eq. 8).
     """
 
     name = "sentence"
@@ -80,6 +81,7 @@ class SentenceRecipe(nn.Module):
         box_pooled_size: int = 4,
         box_teacher: ClipVisionTeacher | None = None,
         box_head: BoxDistillationHead | None = None,
+        box_loss_weight: float = 1.0,
     ) -> None:
         super().__init__()
         self.model = model
@@ -90,6 +92,7 @@ class SentenceRecipe(nn.Module):
         self.box_pooled_size = box_pooled_size
         self.box_teacher = box_teacher
         self.box_head = box_head
+        self.box_loss_weight = box_loss_weight
 
     def forward(self, images: torch.Tensor) -> PixelOutput:
         """``images float[B, 3, H, W]`` -> ``PixelOutput(embeddings float[B, D, H/4, W/4])``."""
@@ -195,6 +198,7 @@ class SentenceRecipe(nn.Module):
             per_dataset[name] = (part / count.clamp(min=1)).detach()
         if self.box_head is not None and not used_box_head:  # keep DDP's view of used params
             box_sum = box_sum + 0.0 * sum(p.sum() for p in self.box_head.parameters())
-        total = pixel_sum / normalisers["pixels"] + box_sum / normalisers["boxes"]
+        total = pixel_sum / normalisers["pixels"]
+        total = total + self.box_loss_weight * box_sum / normalisers["boxes"]
         logs["temperature"] = float(1.0 / scale.detach())
         return LossResult(total=total, per_dataset=per_dataset, logs=logs)

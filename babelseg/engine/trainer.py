@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import random
 import sys
@@ -273,7 +272,10 @@ class Trainer:
                     result = self.recipe.loss(
                         output, batch, self.texts_dev, normalisers=normalisers
                     )
-                if not torch.isfinite(result.total):
+                # every rank must agree, or the healthy ones would wait forever in all-reduce
+                finite = torch.isfinite(result.total.detach()).float()
+                all_reduce_sum_(finite)
+                if float(finite) < ctx.world_size:
                     bad = [n for n, v in result.per_dataset.items() if not torch.isfinite(v)]
                     good = last_ckpt or "none (none saved yet)"
                     raise TrainingDiverged(
@@ -316,8 +318,6 @@ class Trainer:
         finally:
             bar.close()
             self.logger.close()
-        if not math.isfinite(loss_value) and self.start_step < total:
-            raise TrainingDiverged("Training ended with a non-finite loss.")
         return TrainResult(
             run_dir=self.run_dir, steps=total, last_checkpoint=last_ckpt, final_loss=loss_value
         )

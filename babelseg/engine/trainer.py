@@ -294,10 +294,10 @@ class Trainer:
                 self.optimizer.step()
                 self.scheduler.step()
                 done = step + 1
-                loss_value = float(result.total.detach())
                 images_since += batch.images.shape[0] * ctx.world_size
                 lr = self.optimizer.param_groups[-1]["lr"]
                 if done % cfg.train.log_every == 0 or done == total:
+                    loss_value = float(result.total.detach())  # syncs a GPU: log steps only
                     now = time.perf_counter()
                     ips = images_since / max(now - t_last, 1e-9)
                     t_last, images_since = now, 0

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from babelseg.data.declaration import DatasetDecl
 from babelseg.data.sample import Sample
@@ -40,3 +44,35 @@ class DatasetReader(ABC):
     @abstractmethod
     def image_ids(self) -> list[str]:
         """Stable ids (file stems) of the split's images, in index order."""
+
+    def _sample(
+        self, *, image: np.ndarray, image_id: str, path: str | Path, **targets: Any
+    ) -> Sample:
+        """A Sample of this dataset: name, task and annotation kind filled in."""
+        return Sample(
+            image=image,
+            dataset=self.name,
+            task=self.decl.task,
+            annotation=self.decl.annotation,
+            image_id=image_id,
+            path=str(path),
+            **targets,
+        )
+
+    def _check_same_size(
+        self,
+        image: np.ndarray,
+        image_path: str | Path,
+        target: np.ndarray,
+        target_path: str | Path,
+        *,
+        what: str,
+        fix: str,
+    ) -> None:
+        """ValueError naming both files when a target map and its image differ in size."""
+        if target.shape[:2] != image.shape[:2]:
+            raise ValueError(
+                f"Dataset '{self.name}': image {image_path} is {image.shape[1]}x{image.shape[0]} "
+                f"but its {what} {target_path} is {target.shape[1]}x{target.shape[0]} (WxH); "
+                f"{fix}"
+            )

@@ -282,11 +282,8 @@ class CocoInstancesReader(DatasetReader):
                     "neither bbox nor segmentation; fix or remove it."
                 )
         n = len(classes)
-        return Sample(
+        return self._sample(
             image=image,
-            dataset=self.name,
-            task=self.decl.task,
-            annotation=self.decl.annotation,
             image_id=path.stem,
             masks=(np.stack(masks) if n else np.zeros((0, h, w), bool))
             if self.with_masks
@@ -294,6 +291,6 @@ class CocoInstancesReader(DatasetReader):
             classes=np.asarray(classes, dtype=np.int64),
             iscrowd=np.asarray(crowd, dtype=bool),
             boxes=np.asarray(boxes, dtype=np.float32).reshape(n, 4),
-            path=str(path),
+            path=path,
             extras={"coco_image_id": rec["id"]},
         )

@@ -189,11 +189,9 @@ class CocoPanopticReader(DatasetReader):
         entry = self.index.entries[index]
         image = read_rgb(entry.image)
         ids = read_panoptic_png(entry.png)
-        if ids.shape != image.shape[:2]:
-            raise ValueError(
-                f"Image {entry.image} is {image.shape[1]}x{image.shape[0]} but its panoptic PNG "
-                f"{entry.png} is {ids.shape[1]}x{ids.shape[0]} (WxH); use matching files."
-            )
+        self._check_same_size(
+            image, entry.image, ids, entry.png, what="panoptic PNG", fix="use matching files."
+        )
         present, compact = np.unique(ids, return_inverse=True)
         compact = compact.reshape(ids.shape)
         match_segments(present[present != 0], entry.segments, entry.png)
@@ -210,11 +208,8 @@ class CocoPanopticReader(DatasetReader):
             crowd.append(bool(s.get("iscrowd", 0)))
             seg_ids.append(int(s["id"]))
         masks = compact[None] == np.asarray(keep, dtype=np.int64)[:, None, None]
-        return Sample(
+        return self._sample(
             image=image,
-            dataset=self.name,
-            task=self.decl.task,
-            annotation=self.decl.annotation,
             image_id=entry.image.stem,
             semantic=class_of_slot[compact],
             masks=masks,
@@ -222,6 +217,6 @@ class CocoPanopticReader(DatasetReader):
             iscrowd=np.asarray(crowd, dtype=bool),
             boxes=masks_to_boxes(masks),
             segment_ids=np.asarray(seg_ids, dtype=np.int64),
-            path=str(entry.image),
+            path=entry.image,
             extras={"coco_image_id": entry.record.get("id")},
         )

@@ -302,18 +302,14 @@ class SemanticPngReader(DatasetReader):
         item = self.index.items[index]
         image = read_rgb(item.image)
         raw = read_label_png(item.label)
-        if raw.shape != image.shape[:2]:
-            raise ValueError(
-                f"Dataset '{self.name}': image {item.image} is {image.shape[1]}x{image.shape[0]} "
-                f"but its label {item.label} is {raw.shape[1]}x{raw.shape[0]} (WxH). Re-export "
-                "the label at the image size or fix label_pattern."
-            )
-        return Sample(
-            image=image,
-            dataset=self.name,
-            task=self.decl.task,
-            annotation=self.decl.annotation,
-            image_id=item.image_id,
-            semantic=self.table[raw],
-            path=str(item.image),
+        self._check_same_size(
+            image,
+            item.image,
+            raw,
+            item.label,
+            what="label",
+            fix="re-export the label at the image size or fix label_pattern.",
+        )
+        return self._sample(
+            image=image, image_id=item.image_id, path=item.image, semantic=self.table[raw]
         )

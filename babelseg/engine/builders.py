@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -10,6 +11,7 @@ from torch import nn
 from babelseg.data.augment import build_augmentation
 from babelseg.data.declaration import DatasetDecl
 from babelseg.data.readers import make_reader
+from babelseg.data.sample import Annotation
 from babelseg.data.torch_dataset import AugmentedDataset, MultiDataset
 from babelseg.engine.config import Config, LabelsConfig
 from babelseg.labels.cache import CachedTextEncoder, EmbeddingCache
@@ -17,13 +19,11 @@ from babelseg.labels.encoders.base import TextEncoder
 from babelseg.labels.encoders.clip_vision import ClipVisionTeacher
 from babelseg.labels.encoders.factory import build_text_encoder
 from babelseg.labels.space import LabelSpace
-from babelseg.labels.texts import encode_label_space
+from babelseg.labels.texts import encode_label_space, label_texts
 from babelseg.losses.box_distillation import BoxDistillationHead
 from babelseg.models.builders import build_pixel_model
+from babelseg.recipes.base import RecipeContext
 from babelseg.recipes.sentence import SentenceRecipe
-
-RECIPES = ("sentence",)
-"""Recipes this version can build (the others are planned: see README)."""
 
 
 def build_text_encoder_from_config(cfg: LabelsConfig, *, device: str = "cpu") -> TextEncoder:
@@ -48,14 +48,9 @@ def embed_label_space(
     )
 
 
-def build_recipe(cfg: Config, *, embed_dim: int) -> nn.Module:
-    """The recipe module (model + recipe-specific parameters) for a config."""
-    name = cfg.recipe.name
-    if name not in RECIPES:
-        raise ValueError(
-            f"Unknown recipe '{name}'; built so far: {', '.join(RECIPES)} "
-            "(lmseg, dataseg, ms3 and autounify are planned)."
-        )
+def build_sentence_recipe(cfg: Config, context: RecipeContext) -> SentenceRecipe:
+    """The ``sentence`` recipe (SentenceLabels.txt)."""
+    embed_dim = context.embed_dim
     model = build_pixel_model(
         backbone=cfg.model.backbone,
         backbone_kwargs=dict(cfg.model.backbone_kwargs),
@@ -85,6 +80,74 @@ def build_recipe(cfg: Config, *, embed_dim: int) -> nn.Module:
     )
 
 
+RecipeBuilder = Callable[[Config, RecipeContext], nn.Module]
+
+
+@dataclass(frozen=True)
+class RecipeEntry:
+    """How to build a recipe and which annotation kinds it trains on."""
+
+    build: RecipeBuilder
+    annotations: frozenset[Annotation]
+
+
+RECIPES: dict[str, RecipeEntry] = {
+    "sentence": RecipeEntry(
+        build_sentence_recipe, frozenset(SentenceRecipe.supported_annotations)
+    ),
+}
+"""Recipe name -> entry (one plain dict; add new recipes here)."""
+
+
+def supported_annotations(name: str) -> set[Annotation]:
+    """The annotation kinds recipe ``name`` trains on."""
+    if name not in RECIPES:
+        raise ValueError(f"Unknown recipe '{name}'; valid recipes: {', '.join(RECIPES)}.")
+    return set(RECIPES[name].annotations)
+
+
+def build_recipe(
+    cfg: Config, *, embed_dim: int, context: RecipeContext | None = None
+) -> nn.Module:
+    """The recipe module (model + recipe-specific parameters) for a config.
+
+    Args:
+        cfg: The run config.
+        embed_dim: Text-embedding dimension D.
+        context: Label spaces, texts and training datasets; recipes with per-dataset parts need
+            it (None gives an empty context, enough for ``sentence``).
+    """
+    name = cfg.recipe.name
+    if name not in RECIPES:
+        raise ValueError(f"Unknown recipe '{name}'; valid recipes: {', '.join(RECIPES)}.")
+    if context is None:
+        context = RecipeContext(
+            label_spaces={}, texts={}, label_texts={}, train_datasets=[], embed_dim=embed_dim
+        )
+    return RECIPES[name].build(cfg, context)
+
+
+def recipe_context(
+    cfg: Config,
+    spaces: Mapping[str, LabelSpace],
+    texts: Mapping[str, torch.Tensor],
+    train_datasets: list[str],
+) -> RecipeContext:
+    """The :class:`RecipeContext` of a run (label strings re-derived from the text mode)."""
+    strings = {
+        n: label_texts(s, mode=cfg.labels.text_mode, template=cfg.labels.template, dataset=n)
+        for n, s in spaces.items()
+    }
+    embed_dim = int(next(iter(texts.values())).shape[1]) if texts else 0
+    return RecipeContext(
+        label_spaces=dict(spaces),
+        texts=dict(texts),
+        label_texts=strings,
+        train_datasets=list(train_datasets),
+        embed_dim=embed_dim,
+    )
+
+
 def build_train_dataset(
     cfg: Config,
     decls: Mapping[str, DatasetDecl],
@@ -102,7 +165,7 @@ def build_train_dataset(
                 f"({decls[name].source}); check its paths with `babelseg datasets check`."
             )
         aug = build_augmentation(
-            decls[name].augmentation,
+            decls[name].augmentation if cfg.data.dataset_augmentation else None,
             train=True,
             crop=crop,
             name=name,  # type: ignore[arg-type]

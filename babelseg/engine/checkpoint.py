@@ -399,6 +399,13 @@ def load_model_weights(
     return path
 
 
+def load_extra_tensors(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The extra tensors of a checkpoint (e.g. stored text embeddings), without a model."""
+    ckpt = _resolve(Path(path))
+    meta = _read_meta(ckpt)
+    return _read_tensors(ckpt, meta, EXTRA_FILE, str(torch.device(map_location)))
+
+
 def read_checkpoint_state(path: Path) -> tuple[Path, dict[str, Any]]:
     """The caller ``state`` of a checkpoint, without a model (to learn how to build one).
 
@@ -411,3 +418,69 @@ def read_checkpoint_state(path: Path) -> tuple[Path, dict[str, Any]]:
     meta = _read_meta(ckpt)
     other = _read_tensors(ckpt, meta, STATE_TENSORS_FILE, "cpu")
     return ckpt, _decode(meta["state"], tensors=other)
+
+
+NETWORK_PARTS = ("backbone", "decoder")
+"""Modules that ``init_from`` transfers: the image backbone and the pixel decoder."""
+
+
+def _network_key(name: str) -> tuple[int, str] | None:
+    """``"model.backbone.stem.weight" -> (1, "backbone.stem.weight")``: the canonical name of a
+    backbone / pixel-decoder tensor and how deep its module sits (None for other tensors)."""
+    parts = name.split(".")
+    for depth, part in enumerate(parts):
+        if part in NETWORK_PARTS:
+            return depth, ".".join(parts[depth:])
+    return None
+
+
+def load_network_weights(path_or_run_dir: str | Path, model: nn.Module) -> str:
+    """Start ``model`` from another run's backbone and pixel decoder (``train.init_from``).
+
+    Tensors are paired by their name from the ``backbone`` / ``decoder`` module down, so any recipe
+    can start from any other recipe's network; where a name occurs twice (a momentum copy) the
+    shallowest module wins. Tensors whose shapes differ are left as initialised.
+
+    Args:
+        path_or_run_dir: A run directory (its latest checkpoint), a ``ckpt_<step>`` folder or a
+            ``model.safetensors`` file.
+        model: The recipe module to initialise.
+    Returns:
+        A one-line report: how many tensors were loaded, from where, and what was skipped.
+    Raises:
+        ValueError: nothing in the file fits the model (wrong file, or a different architecture).
+    """
+    path = Path(path_or_run_dir)
+    if not path.is_file():
+        _read_meta(ckpt := _resolve(path))
+        path = ckpt / MODEL_FILE
+    try:
+        saved = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError) as e:
+        msg = f"Weights file {path} is corrupt ({e}); pick another checkpoint."
+        raise ValueError(msg) from None
+    source: dict[str, tuple[int, torch.Tensor]] = {}
+    for name, tensor in saved.items():
+        key = _network_key(name)
+        if key is not None and (key[1] not in source or key[0] < source[key[1]][0]):
+            source[key[1]] = (key[0], tensor)
+    target = unwrap_model(model).state_dict()
+    loaded, mismatched = 0, []
+    with torch.no_grad():
+        for name, tensor in target.items():
+            key = _network_key(name)
+            if key is None or key[1] not in source:
+                continue
+            value = source[key[1]][1]
+            if value.shape != tensor.shape:
+                mismatched.append(key[1])
+                continue
+            tensor.copy_(value.to(tensor.dtype))
+            loaded += 1
+    if loaded == 0:
+        raise ValueError(
+            f"init_from: no backbone or pixel-decoder tensor of {path} fits this model (compare "
+            "model.backbone and model.decoder_dim with the run that saved it)."
+        )
+    skipped = f"; {len(mismatched)} of other shape left as initialised" if mismatched else ""
+    return f"init_from: loaded {loaded} backbone/pixel-decoder tensors from {path}{skipped}."

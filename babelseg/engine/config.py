@@ -31,6 +31,8 @@ class DataConfig:
         sampling: ``mixed`` (datasets mixed in a batch) or ``per_dataset`` (one per batch).
         ratios: ``proportional``, ``uniform`` or ``{dataset: weight}``.
         num_workers: DataLoader worker processes.
+        dataset_augmentation: Each dataset's own ``augmentation:`` from datasets.yaml
+            (dataset-aware, LMSeg); False gives every dataset the default pipeline (ablation).
     """
 
     datasets_yaml: str = "sw/datasets.yaml"
@@ -43,6 +45,7 @@ class DataConfig:
     sampling: str = "mixed"
     ratios: Any = "uniform"
     num_workers: int = 1
+    dataset_augmentation: bool = True
 
 
 @dataclass
@@ -73,12 +76,120 @@ class ModelConfig:
         backbone_kwargs: Constructor arguments of the backbone.
         weights: Local safetensors file of backbone weights to start from.
         decoder_dim: Channels of the FPN pixel decoder.
+        num_queries: Mask-classification recipes: learnable queries N.
+        query_layers: Query-decoder layers L.
+        query_heads: Attention heads of the query decoder.
+        query_ffn_dim: Hidden size of the query decoder's feed-forward blocks.
+        masked_attention: Mask2Former masked cross-attention.
     """
 
     backbone: str = "tiny"
     backbone_kwargs: dict[str, Any] = field(default_factory=dict)
     weights: str | None = None
     decoder_dim: int = 128
+    num_queries: int = 50
+    query_layers: int = 3
+    query_heads: int = 4
+    query_ffn_dim: int = 256
+    masked_attention: bool = True
+
+
+@dataclass
+class MaskRecipeConfig:
+    """Settings shared by the mask-classification recipes (``lmseg``, ``dataseg``).
+
+    Attributes:
+        no_object_weight: Classification weight of the "no object" class.
+        class_weight / mask_weight / dice_weight: Loss (and matching cost) weights.
+        num_points: Points sampled per mask for the mask losses and costs.
+        oversample_ratio / importance_sample_ratio: Mask2Former's uncertainty point sampling.
+        object_mask_threshold: Panoptic/instance: minimum class score of a kept query.
+        overlap_threshold: Panoptic: minimum share of a query's mask left after overlaps.
+        instance_top_k: Instance: masks kept per image.
+    """
+
+    no_object_weight: float = 0.1
+    class_weight: float = 2.0
+    mask_weight: float = 5.0
+    dice_weight: float = 5.0
+    num_points: int = 1024
+    oversample_ratio: float = 3.0
+    importance_sample_ratio: float = 0.75
+    object_mask_threshold: float = 0.5
+    overlap_threshold: float = 0.8
+    instance_top_k: int = 50
+
+
+@dataclass
+class LMSegConfig:
+    """``lmseg`` settings (LMSeg.txt).
+
+    Attributes:
+        prompt_length: Learnable context vectors prepended to the class tokens (CoOp).
+        category_guided: Text cross-attention in each decoder layer.
+        decoding_order: ``visual-text`` or ``text-visual``.
+    """
+
+    prompt_length: int = 8
+    category_guided: bool = True
+    decoding_order: str = "visual-text"
+
+
+@dataclass
+class DaTaSegConfig:
+    """``dataseg`` settings (DaTaSeg.txt).
+
+    Attributes:
+        merge: MERGE same-class proposals (stuff for panoptic, all for semantic).
+        projection_weight: Weight of the box projection loss for boxes-only datasets.
+        dataset_loss_weights: ``{dataset: weight}`` (1 for datasets not named).
+    """
+
+    merge: bool = True
+    projection_weight: float = 5.0
+    dataset_loss_weights: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class MS3Config:
+    """``ms3`` settings (MS3.txt).
+
+    Attributes:
+        context_length: Learnable context tokens M of the language-embedding improvement.
+        alpha: Weight of the visual loss L_v.
+        momentum: Momentum of the momentum image encoder.
+        bank_size: Pixel embeddings kept per class in the memory bank.
+        multi_label: Cross-modal multi-label extension (eq. 5-8).
+        language: Use the language loss L_l.
+        visual: Use the visual loss L_v.
+    """
+
+    context_length: int = 13
+    alpha: float = 1.0
+    momentum: float = 0.999
+    bank_size: int = 64
+    multi_label: bool = True
+    language: bool = True
+    visual: bool = True
+
+
+@dataclass
+class AutoUnifyConfig:
+    """``autounify`` settings (AutoUniSeg.txt).
+
+    Attributes:
+        num_unified: Initial unified nodes; 0 derives it from cross-dataset validation.
+        graph_layers: GraphSAGE layers.
+        orthogonality_weight: Weight of the orthogonality loss (eq. 7-8).
+        alternate_every: Steps per phase of the alternating training.
+        remap_every: Steps between recomputations of the boolean mappings.
+    """
+
+    num_unified: int = 0
+    graph_layers: int = 2
+    orthogonality_weight: float = 0.1
+    alternate_every: int = 100
+    remap_every: int = 200
 
 
 @dataclass
@@ -96,6 +207,7 @@ class RecipeConfig:
         box_pooled_size: L_WD: sample points per box side when pooling embeddings.
         box_loss_weight: Weight of L_WD in the total (the paper adds it with weight 1; an L1
             distance between D-dim unit vectors is ~sqrt(D) times the scale of the pixel loss).
+        mask / lmseg / dataseg / ms3 / autounify: Each recipe's own section.
     """
 
     name: str = "sentence"
@@ -106,6 +218,11 @@ class RecipeConfig:
     clip_vision_model: str | None = None
     box_pooled_size: int = 4
     box_loss_weight: float = 1.0
+    mask: MaskRecipeConfig = field(default_factory=MaskRecipeConfig)
+    lmseg: LMSegConfig = field(default_factory=LMSegConfig)
+    dataseg: DaTaSegConfig = field(default_factory=DaTaSegConfig)
+    ms3: MS3Config = field(default_factory=MS3Config)
+    autounify: AutoUnifyConfig = field(default_factory=AutoUnifyConfig)
 
 
 @dataclass
@@ -128,6 +245,9 @@ class TrainConfig:
         keep_last: Checkpoints kept.
         eval_at_end: Evaluate on ``data.eval`` when training finishes.
         threads: torch intra-op threads (0 = torch default).
+        init_from: A run directory or checkpoint whose network weights (backbone and pixel
+            decoder, where names and shapes match) start this run; the optimizer starts fresh.
+        freeze_backbone: Keep the backbone's weights fixed (frozen-backbone fine-tuning).
     """
 
     steps: int = 2000
@@ -145,6 +265,8 @@ class TrainConfig:
     keep_last: int = 2
     eval_at_end: bool = True
     threads: int = 0
+    init_from: str | None = None
+    freeze_backbone: bool = False
 
 
 @dataclass

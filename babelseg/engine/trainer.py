@@ -25,6 +25,8 @@ from babelseg.engine.builders import (
     build_text_encoder_from_config,
     build_train_dataset,
     embed_label_space,
+    recipe_context,
+    supported_annotations,
 )
 from babelseg.engine.config import Config
 from babelseg.engine.distributed import (
@@ -103,6 +105,17 @@ def _prepare_batchnorm(recipe: torch.nn.Module, ctx: DistributedContext) -> torc
     return recipe
 
 
+def _freeze_backbone(recipe: torch.nn.Module) -> list[torch.nn.Module]:
+    """Frozen-backbone fine-tuning: the backbones' weights get no gradients; returns them so the
+    loop keeps them in eval mode (fixed normalisation statistics)."""
+    backbones = [m for n, m in recipe.named_modules() if n.split(".")[-1] == "backbone"]
+    if not backbones:
+        raise ValueError("train.freeze_backbone: this recipe's network has no 'backbone' module.")
+    for module in backbones:
+        module.requires_grad_(False)
+    return backbones
+
+
 class Trainer:
     """Builds everything a config names and runs the loop.
 
@@ -141,8 +154,7 @@ class Trainer:
             n: embed_label_space(self.spaces[n], encoder, cfg.labels, dataset=n) for n in decls
         }
         self.embed_dim = int(next(iter(self.texts.values())).shape[1])
-        recipe = build_recipe(cfg, embed_dim=self.embed_dim)
-        supported = recipe.supported_annotations
+        supported = supported_annotations(cfg.recipe.name)
         if cfg.data.train:
             names = list(cfg.data.train)
             check_annotations(cfg.recipe.name, supported, {n: decls[n].annotation for n in names})
@@ -160,6 +172,15 @@ class Trainer:
                     f"No dataset in {cfg.data.datasets_yaml} fits recipe '{cfg.recipe.name}'."
                 )
         self.train_names = names
+        context = recipe_context(cfg, self.spaces, self.texts, names)
+        recipe = build_recipe(cfg, embed_dim=self.embed_dim, context=context)
+        if cfg.train.init_from and not self.resume:
+            report = ckpt.load_network_weights(cfg.train.init_from, recipe)
+            if ctx.is_main:
+                print(report, file=sys.stderr)
+        self.frozen: list[torch.nn.Module] = []
+        if cfg.train.freeze_backbone:
+            self.frozen = _freeze_backbone(recipe)
         self.device = ctx.device
         self.recipe = recipe.to(self.device)
         self.texts_dev = {n: t.to(self.device) for n, t in self.texts.items()}
@@ -180,6 +201,8 @@ class Trainer:
             loaded = ckpt.load_checkpoint(latest, model=self.recipe, optimizer=self.optimizer)
             if loaded.scheduler_state:
                 self.scheduler.load_state_dict(loaded.scheduler_state)
+            if hasattr(self.recipe, "load_extra_state"):
+                self.recipe.load_extra_state(loaded.state.get("recipe_state", {}))
             self.start_step = loaded.step
         dataset = build_train_dataset(cfg, decls, self.spaces, names)
         ratios = cfg.data.ratios
@@ -226,13 +249,45 @@ class Trainer:
         return {n: values[i] for i, n in enumerate(names)}
 
     def _checkpoint_state(self) -> dict:
-        return {
+        state = {
             "config": self.cfg.to_dict(),
             "embed_dim": self.embed_dim,
             "train_datasets": self.train_names,
             "label_spaces": {n: s.to_dict() for n, s in self.spaces.items()},
             "heldout": {n: d.heldout for n, d in self.decls.items()},
         }
+        if hasattr(self.recipe, "extra_state"):
+            state["recipe_state"] = self.recipe.extra_state()
+        return state
+
+    def _set_train_mode(self, mode: bool) -> None:
+        self.recipe.train(mode)
+        for module in self.frozen:
+            module.eval()
+
+    def _forward(self, batch: Batch, texts: dict[str, torch.Tensor]):
+        """The model on a batch; recipes with ``forward_takes_texts`` also get each image's
+        label-space embeddings (category-guided decoding)."""
+        if getattr(self.recipe, "forward_takes_texts", False):
+            return self.model(batch.images, texts=[texts[d] for d in batch.datasets])
+        return self.model(batch.images)
+
+    def _step_texts(self) -> dict[str, torch.Tensor]:
+        """The label embeddings of this step (learned prompts make them trainable)."""
+        if hasattr(self.recipe, "step_texts"):
+            return self.recipe.step_texts(self.texts_dev)
+        return self.texts_dev
+
+    def _exported_texts(self) -> dict[str, torch.Tensor]:
+        """Every dataset's label embeddings as the trained recipe sees them (for inference)."""
+        if not hasattr(self.recipe, "step_texts"):
+            return self.texts
+        was_training = self.recipe.training
+        self.recipe.eval()
+        with torch.no_grad():
+            texts = self.recipe.step_texts(self.texts_dev)
+        self._set_train_mode(was_training)
+        return {n: t.detach().float().cpu() for n, t in texts.items()}
 
     def _save(self, step: int) -> Path | None:
         path = None
@@ -243,7 +298,7 @@ class Trainer:
                 model=self.recipe,
                 optimizer=self.optimizer,
                 scheduler_state=self.scheduler.state_dict(),
-                extra_tensors={f"text/{n}": t for n, t in self.texts.items()},
+                extra_tensors={f"text/{n}": t for n, t in self._exported_texts().items()},
                 state=self._checkpoint_state(),
                 keep_last=self.cfg.train.keep_last,
             )
@@ -261,16 +316,18 @@ class Trainer:
         )
         loss_value = float("nan")
         t_last, images_since = time.perf_counter(), 0
-        self.recipe.train()
+        self._set_train_mode(True)
         data_iter = iter(self.loader)
         try:
             for step in range(self.start_step, total):
                 batch: Batch = next(data_iter).to(self.device)
                 normalisers = self._normalisers(batch)
+                if hasattr(self.recipe, "on_step_start"):
+                    self.recipe.on_step_start(step)
                 with _autocast(cfg, self.device):
-                    output = self.model(batch.images)
+                    output = self._forward(batch, step_texts := self._step_texts())
                     result = self.recipe.loss(
-                        output, batch, self.texts_dev, normalisers=normalisers
+                        output, batch, step_texts, normalisers=normalisers
                     )
                 # every rank must agree, or the healthy ones would wait forever in all-reduce
                 finite = torch.isfinite(result.total.detach()).float()
@@ -293,6 +350,8 @@ class Trainer:
                 )
                 self.optimizer.step()
                 self.scheduler.step()
+                if hasattr(self.recipe, "on_step_end"):
+                    self.recipe.on_step_end(step)
                 done = step + 1
                 images_since += batch.images.shape[0] * ctx.world_size
                 lr = self.optimizer.param_groups[-1]["lr"]

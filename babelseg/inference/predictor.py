@@ -12,10 +12,16 @@ import torch.nn.functional as F
 
 from babelseg.data.collate import normalize_image
 from babelseg.engine import checkpoint as ckpt
-from babelseg.engine.builders import build_recipe, build_text_encoder_from_config, embed_label_space
+from babelseg.engine.builders import (
+    build_recipe,
+    build_text_encoder_from_config,
+    embed_label_space,
+    recipe_context,
+)
 from babelseg.engine.config import Config, config_from_dict
 from babelseg.labels.encoders.base import TextEncoder
 from babelseg.labels.space import LabelSpace
+from babelseg.labels.texts import label_texts
 
 
 def _bilinear_taps(n_in: int, n_out: int, device: torch.device):
@@ -132,12 +138,19 @@ class Predictor:
         """Load from a run directory (latest checkpoint), a checkpoint folder or its parent run."""
         ckpt_dir, state = ckpt.read_checkpoint_state(Path(path))
         cfg = config_from_dict(state["config"])
-        recipe = build_recipe(cfg, embed_dim=int(state["embed_dim"]))
-        extra = ckpt.load_checkpoint(ckpt_dir, model=recipe, restore_rng=False).extra_tensors
         spaces = {
             n: LabelSpace.from_dict(d, name=n) for n, d in state.get("label_spaces", {}).items()
         }
-        texts = {k.split("/", 1)[1]: v for k, v in extra.items() if k.startswith("text/")}
+        texts = {
+            k.split("/", 1)[1]: v
+            for k, v in ckpt.load_extra_tensors(ckpt_dir).items()
+            if k.startswith("text/")
+        }
+        context = recipe_context(cfg, spaces, texts, list(state.get("train_datasets", [])))
+        recipe = build_recipe(cfg, embed_dim=int(state["embed_dim"]), context=context)
+        ckpt.load_checkpoint(ckpt_dir, model=recipe, restore_rng=False)
+        if hasattr(recipe, "load_extra_state"):
+            recipe.load_extra_state(state.get("recipe_state", {}))
         return cls(
             recipe=recipe,
             cfg=cfg,
@@ -172,6 +185,15 @@ class Predictor:
             self._vocab_cache.move_to_end(key)
             return self._vocab_cache[key]
         emb = embed_label_space(space, self.encoder, self.cfg.labels, dataset=space.name)
+        if hasattr(self.recipe, "vocabulary_embeddings"):
+            strings = label_texts(
+                space,
+                mode=self.cfg.labels.text_mode,
+                template=self.cfg.labels.template,
+                dataset=space.name,
+            )
+            with torch.no_grad():
+                emb = self.recipe.vocabulary_embeddings(strings, emb.to(self.device)).cpu()
         self._vocab_cache[key] = emb
         while len(self._vocab_cache) > 16:
             self._vocab_cache.popitem(last=False)

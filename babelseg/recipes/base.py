@@ -1,4 +1,33 @@
-"""What every recipe provides to the trainer, the evaluator and the predictor."""
+"""What every recipe provides to the trainer, the evaluator and the predictor.
+
+A recipe is an ``nn.Module`` holding the network and its recipe-specific parameters. Required:
+
+- ``name: str`` and ``supported_annotations: set[Annotation]``;
+- ``forward(images float[B, 3, H, W]) -> PixelOutput | MaskOutput``;
+- ``semantic_logits(output, text float[K, D], *, dataset: str | None = None, pixel_major=False)``
+  -> ``float[B, K, h, w]`` scores (``[B, h, w, K]`` when ``pixel_major``) at the output's
+  resolution; ``dataset`` names the training dataset whose label space ``text`` is, when it is one
+  (recipes with per-dataset classifiers or mappings use it; None = any vocabulary);
+- ``loss(output, batch, texts {dataset: float[K_d, D]}, *, normalisers) -> LossResult``;
+- ``forward_takes_texts = True`` (class attribute, optional): ``forward(images, texts=[float[K_b,
+  D] per image])``; the trainer and predictor then pass each image's label-space embeddings;
+- ``loss_counts(batch) -> {name: float}``: this process's normaliser counts (the trainer
+  all-reduces them and passes them back as ``normalisers``).
+
+Optional hooks (the trainer, evaluator and predictor call them when present):
+
+- ``step_texts(texts) -> texts``: the label embeddings this step's loss uses (learned prompts
+  give differentiable ones); the trainer stores ``step_texts`` of every dataset (no grad) in each
+  checkpoint, so inference needs no text-encoder pass for known label spaces;
+- ``vocabulary_embeddings(strings: list[str], base float[K, D]) -> float[K, D]``: embeddings of a
+  new vocabulary at inference (``base`` = the frozen encoder's); default ``base``;
+- ``on_step_start(step: int)`` / ``on_step_end(step: int)``: before the forward pass / after the
+  optimizer step (phase switches, momentum updates; ``step`` counts from 0);
+- ``panoptic(output, text, *, is_thing bool[K], dataset=None, sizes) -> list[PanopticPrediction]``
+  and ``instances(output, text, *, dataset=None, sizes) -> list[InstancePrediction]`` for recipes
+  that predict segments (``sizes``: the ``(H, W)`` to predict at, per image);
+- ``extra_state() -> dict`` / ``load_extra_state(dict)``: JSON-safe state saved with checkpoints.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +37,7 @@ from dataclasses import dataclass, field
 import torch
 
 from babelseg.data.sample import Annotation
+from babelseg.labels.space import LabelSpace
 
 
 @dataclass
@@ -23,6 +53,26 @@ class LossResult:
     total: torch.Tensor
     per_dataset: dict[str, torch.Tensor] = field(default_factory=dict)
     logs: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class RecipeContext:
+    """What a recipe builder knows besides the config.
+
+    Attributes:
+        label_spaces: Every declared dataset's label space, by name.
+        texts: ``{dataset: float[K_d, D]}`` frozen text embeddings (text mode applied).
+        label_texts: ``{dataset: [K_d strings]}``, the strings that were encoded (prompt
+            learning re-encodes them).
+        train_datasets: The datasets being trained on, in sampler order.
+        embed_dim: D.
+    """
+
+    label_spaces: dict[str, LabelSpace]
+    texts: dict[str, torch.Tensor]
+    label_texts: dict[str, list[str]]
+    train_datasets: list[str]
+    embed_dim: int
 
 
 def group_by_dataset(datasets: list[str]) -> dict[str, list[int]]:

@@ -99,13 +99,19 @@ class SentenceRecipe(nn.Module):
         return self.model(images)
 
     def semantic_logits(
-        self, output: PixelOutput, text_embeddings: torch.Tensor, *, pixel_major: bool = False
+        self,
+        output: PixelOutput,
+        text_embeddings: torch.Tensor,
+        *,
+        dataset: str | None = None,
+        pixel_major: bool = False,
     ) -> torch.Tensor:
         """Class logits at the embedding resolution.
 
         Args:
             output: The model output for B images.
             text_embeddings: ``float[K, D]`` texts of the label space asked for.
+            dataset: Unused: every vocabulary goes through the texts alone.
             pixel_major: Return ``[B, H/4, W/4, K]`` instead.
         Returns:
             ``float[B, K, H/4, W/4]``.

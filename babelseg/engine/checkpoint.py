@@ -448,7 +448,7 @@ def load_network_weights(path_or_run_dir: str | Path, model: nn.Module) -> str:
     Returns:
         A one-line report: how many tensors were loaded, from where, and what was skipped.
     Raises:
-        ValueError: nothing in the file fits the model (wrong file, or a different architecture).
+        ValueError: the backbone does not fit (a different architecture) or nothing fits.
     """
     path = Path(path_or_run_dir)
     if not path.is_file():
@@ -465,22 +465,31 @@ def load_network_weights(path_or_run_dir: str | Path, model: nn.Module) -> str:
         if key is not None and (key[1] not in source or key[0] < source[key[1]][0]):
             source[key[1]] = (key[0], tensor)
     target = unwrap_model(model).state_dict()
-    loaded, mismatched = 0, []
-    with torch.no_grad():
-        for name, tensor in target.items():
-            key = _network_key(name)
-            if key is None or key[1] not in source:
-                continue
-            value = source[key[1]][1]
-            if value.shape != tensor.shape:
-                mismatched.append(key[1])
-                continue
-            tensor.copy_(value.to(tensor.dtype))
-            loaded += 1
-    if loaded == 0:
+    pairs, mismatched = [], []
+    for name, tensor in target.items():
+        key = _network_key(name)
+        if key is None:
+            continue
+        value = source.get(key[1], (0, None))[1]
+        if value is not None and value.shape == tensor.shape:
+            pairs.append((tensor, value))
+        elif key[1].startswith("backbone."):
+            there = "missing" if value is None else f"of shape {list(value.shape)}"
+            raise ValueError(
+                f"init_from: the backbone of {path} does not fit this model: '{key[1]}' is "
+                f"{there} there, {list(tensor.shape)} here. Use the model.backbone and "
+                "model.backbone_kwargs of the run that saved it."
+            )
+        else:
+            mismatched.append(key[1])
+    if not pairs:
         raise ValueError(
             f"init_from: no backbone or pixel-decoder tensor of {path} fits this model (compare "
             "model.backbone and model.decoder_dim with the run that saved it)."
         )
+    with torch.no_grad():
+        for tensor, value in pairs:
+            tensor.copy_(value.to(tensor.dtype))
+    loaded = len(pairs)
     skipped = f"; {len(mismatched)} of other shape left as initialised" if mismatched else ""
     return f"init_from: loaded {loaded} backbone/pixel-decoder tensors from {path}{skipped}."

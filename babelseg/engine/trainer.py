@@ -273,10 +273,12 @@ class Trainer:
         return self.model(batch.images)
 
     def _step_texts(self) -> dict[str, torch.Tensor]:
-        """The label embeddings of this step (learned prompts make them trainable)."""
+        """The training datasets' label embeddings of this step (learned prompts make them
+        trainable)."""
+        texts = {n: self.texts_dev[n] for n in self.train_names}
         if hasattr(self.recipe, "step_texts"):
-            return self.recipe.step_texts(self.texts_dev)
-        return self.texts_dev
+            return self.recipe.step_texts(texts)
+        return texts
 
     def _exported_texts(self) -> dict[str, torch.Tensor]:
         """Every dataset's label embeddings as the trained recipe sees them (for inference)."""

@@ -61,14 +61,19 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+NO_DECAY_EMBEDDINGS = ("query_feat.weight", "query_pos.weight", "level_embed.weight")
+"""Learned query and level embeddings take no weight decay (Mask2Former's WEIGHT_DECAY_EMBED=0)."""
+
+
 def _param_groups(recipe: torch.nn.Module, cfg: Config) -> list[dict]:
-    """AdamW groups: backbone at lr * backbone_lr_mult; no decay on norms, biases, scalars."""
+    """AdamW groups: backbone at lr * backbone_lr_mult; no decay on norms, biases, scalars and
+    query embeddings."""
     groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
     for name, p in recipe.named_parameters():
         if not p.requires_grad:
             continue
         is_backbone = ".backbone." in f".{name}"
-        no_decay = p.ndim <= 1
+        no_decay = p.ndim <= 1 or name.endswith(NO_DECAY_EMBEDDINGS)
         groups.setdefault((is_backbone, no_decay), []).append(p)
     out = []
     for (is_backbone, no_decay), params in sorted(groups.items()):

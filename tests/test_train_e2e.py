@@ -93,6 +93,13 @@ def test_cli_train_eval_predict(tiny_run_config, tiny_synthworld, tmp_path, caps
 
 
 def test_resume_after_kill_matches_uninterrupted_run(tiny_run_config, monkeypatch):
+    from babelseg.engine.trainer import Trainer
+
+    end_rng = []  # the global torch generator when each run ends
+    original_close = Trainer.close
+    monkeypatch.setattr(
+        Trainer, "close", lambda self: (end_rng.append(torch.get_rng_state()), original_close(self))
+    )
     straight = load_config(tiny_run_config("straight"))
     train(straight)
 
@@ -120,6 +127,8 @@ def test_resume_after_kill_matches_uninterrupted_run(tiny_run_config, monkeypatc
         assert torch.equal(a[k], b[k]), k
     steps = [json.loads(x)["step"] for x in (Path(killed.run_dir) / "metrics.jsonl").open()]
     assert steps == [1, 2, 3, 4, 5, 6]  # no duplicated lines after the resume
+    # recipes drawing from the global generator (e.g. sampling) see the same numbers after resume
+    assert torch.equal(end_rng[0], end_rng[-1])
 
 
 def test_nan_loss_stops_naming_dataset_and_step(tiny_run_config, monkeypatch):

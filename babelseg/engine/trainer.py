@@ -233,6 +233,9 @@ class Trainer:
             num_workers=cfg.data.num_workers,
             persistent_workers=cfg.data.num_workers > 0,
             prefetch_factor=4 if cfg.data.num_workers > 0 else None,
+            # its own generator: starting the iterator must not draw from the global one, or a
+            # resumed run's later random numbers would differ from the uninterrupted run's
+            generator=torch.Generator().manual_seed(cfg.train.seed),
         )
         self.model = wrap_ddp(_prepare_batchnorm(self.recipe, ctx), ctx)
         self.logger = RunLogger(

@@ -1,0 +1,82 @@
+"""MS3's cross-modal multi-label extension (eq. 5-8) of the pixel-embedding pairing loss.
+
+- eq. 5: ``S[y, y'] = mean over pixels k of class y of F_k . T_y'`` -- with unit-norm pixel
+  embeddings this is ``mean_k(F_k) . T_y'``, so class means of pixel embeddings suffice;
+- eq. 6: class y of dataset i also gets every class y' of the *other* datasets (``y' not in Y_i``)
+  with ``S[y, y'] >= S[y, y]`` as a positive; ``S`` is not symmetric, so relations may be one-way
+  (a subset class is pulled to its superset, not the other way round);
+- eq. 7-8: ``-log((exp(s_y) + sum_{k positive} exp(s_k)) / sum_k exp(s_k))``, i.e. the
+  log-sum-exp over all classes minus the log-sum-exp over the positives. With only the own class
+  positive it is eq. 1-2, the ordinary cross-entropy.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def class_text_similarity(class_means: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    """Eq. 5.
+
+    Args:
+        class_means: ``float[K, D]`` mean of the unit-norm pixel embeddings of each class.
+        text: ``float[K, D]`` text embeddings of the same K union classes.
+    Returns:
+        ``float[K, K]``: ``S[y, y']``.
+    """
+    return class_means @ F.normalize(text.to(class_means.dtype), dim=1).T
+
+
+def multi_label_targets(
+    similarity: torch.Tensor,
+    classes: torch.Tensor,
+    *,
+    valid: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Eq. 6 for one dataset: the positives of each of its classes in the union label space.
+
+    Args:
+        similarity: ``float[K, K]`` the ``S`` of eq. 5 over the union label space.
+        classes: ``int64[K_d]`` union index of each class of the dataset (its label space Y_i).
+        valid: ``bool[K]`` classes whose row of ``S`` is measured (others get no extra
+            positives); None = all.
+    Returns:
+        ``bool[K_d, K]``: row c is True at ``classes[c]`` and at the classes of other datasets
+        scoring at least as high as ``classes[c]`` itself.
+    """
+    k = similarity.shape[0]
+    rows = similarity[classes]  # [K_d, K]
+    own = rows.gather(1, classes[:, None])  # [K_d, 1]
+    others = torch.ones(k, dtype=torch.bool, device=similarity.device)
+    others[classes] = False
+    extra = (rows >= own) & others[None]
+    if valid is not None:
+        extra &= valid[classes][:, None]
+    targets = F.one_hot(classes, k).bool()
+    return targets | extra
+
+
+def multi_positive_cross_entropy_sum(
+    logits: torch.Tensor, positives: torch.Tensor, *, allowed: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Eq. 7-8 summed over rows.
+
+    Args:
+        logits: ``float[N, K]`` scaled similarities ``I_i . T_k / tau``.
+        positives: ``bool[N, K]`` positive classes per row (at least one, or the row is skipped).
+        allowed: ``bool[K]`` classes that exist (e.g. visual embeddings of empty memory-bank
+            classes do not); others leave numerator and denominator. None = all.
+    Returns:
+        0-d sum of ``logsumexp(all) - logsumexp(positives)`` over rows with a positive.
+    """
+    logits = logits.float()
+    if allowed is not None:
+        logits = logits.masked_fill(~allowed[None], float("-inf"))
+        positives = positives & allowed[None]
+    has = positives.any(1)
+    if not bool(has.any()):
+        return logits.new_zeros(()) + 0.0 * logits.masked_fill(~torch.isfinite(logits), 0).sum()
+    logits, positives = logits[has], positives[has]
+    pos = torch.logsumexp(logits.masked_fill(~positives, float("-inf")), dim=1)
+    return (torch.logsumexp(logits, dim=1) - pos).sum()

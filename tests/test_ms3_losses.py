@@ -1,0 +1,107 @@
+"""MS3 losses on hand-sized inputs: FIFO memory bank, eq. 4 weights, eq. 5-6 targets, eq. 7."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from babelseg.losses.memory_bank import ClassMemoryBank
+from babelseg.losses.multi_label import (
+    class_text_similarity,
+    multi_label_targets,
+    multi_positive_cross_entropy_sum,
+)
+
+
+def _rows(*values: float) -> torch.Tensor:
+    return torch.tensor([[float(v), -float(v)] for v in values])
+
+
+def test_memory_bank_is_a_fifo_per_class():
+    bank = ClassMemoryBank(num_classes=2, size=3, dim=2)
+    bank.enqueue(_rows(1, 2, 3), torch.tensor([0, 0, 1]))  # a=1, b=2 -> class 0; c=3 -> class 1
+    assert bank.count.tolist() == [2, 1] and bank.pointer.tolist() == [2, 1]
+    bank.enqueue(_rows(4, 5), torch.tensor([0, 0]))  # d fills slot 2, e overwrites a (slot 0)
+    torch.testing.assert_close(bank.entries[0], _rows(5, 2, 4))
+    assert bank.count.tolist() == [3, 1] and bank.pointer.tolist() == [1, 1]
+    torch.testing.assert_close(bank.entries[1], torch.cat([_rows(3), torch.zeros(2, 2)]))
+    bank.enqueue(_rows(6, 7, 8, 9), torch.tensor([0, 0, 0, 0]))  # > size: the last 3 stay
+    torch.testing.assert_close(bank.entries[0], _rows(9, 7, 8))
+    assert bank.pointer.tolist() == [1, 1] and bank.count.tolist() == [3, 1]
+    assert bank.valid().tolist() == [True, True]
+    torch.testing.assert_close(bank.class_means(), _rows(8, 3))  # (9+7+8)/3, and c alone
+
+
+def test_memory_bank_is_saved_with_the_weights():
+    bank = ClassMemoryBank(num_classes=2, size=2, dim=2)
+    bank.enqueue(_rows(1, 2, 3), torch.tensor([1, 1, 1]))
+    other = ClassMemoryBank(num_classes=2, size=2, dim=2)
+    other.load_state_dict(bank.state_dict())
+    assert set(bank.state_dict()) == {"entries", "count", "pointer", "previous"}
+    torch.testing.assert_close(other.entries[1], _rows(2, 3))  # 3 rows, room for 2: the last 2
+    assert other.pointer.tolist() == [0, 0] and other.count.tolist() == [0, 2]
+
+
+def test_visual_embedding_weights_entries_by_similarity_to_the_old_one():
+    bank = ClassMemoryBank(num_classes=3, size=4, dim=2)
+    bank.enqueue(
+        torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.6, 0.8]]), torch.tensor([0, 0, 1, 1])
+    )
+    # no V^old yet: plain means; class 2 is empty
+    torch.testing.assert_close(
+        bank.visual_embeddings(), torch.tensor([[0.5, 0.5], [0.8, 0.4], [0.0, 0.0]])
+    )
+    bank.remember(torch.tensor([[2.0, 0.0], [0.0, 3.0], [0.0, 0.0]]))
+    # class 0: weights cos([1,0],[1,0]) = 1 and cos([0,1],[1,0]) = 0 -> ([1,0] + 0) / 2
+    # class 1: weights 0 and 0.8 -> (0.8 * [0.6, 0.8]) / 2
+    torch.testing.assert_close(
+        bank.visual_embeddings(), torch.tensor([[0.5, 0.0], [0.24, 0.32], [0.0, 0.0]])
+    )
+
+
+def test_multi_label_targets_follow_eq_6_with_a_one_way_relation():
+    # union classes: 0 "car" (dataset A); 1 "vehicle", 2 "tree" (dataset B)
+    text = torch.tensor([[1.0, 0.0, 0.0], [0.8, 0.6, 0.0], [0.0, 0.0, 1.0]])
+    means = torch.tensor([[0.6, 0.8, 0.0], [0.8, 0.6, 0.0], [0.0, 0.0, 1.0]])
+    s = class_text_similarity(means, text)
+    torch.testing.assert_close(
+        s, torch.tensor([[0.6, 0.96, 0.0], [0.8, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    )
+    a = multi_label_targets(s, torch.tensor([0]))
+    b = multi_label_targets(s, torch.tensor([1, 2]))
+    assert a.tolist() == [[True, True, False]]  # car pixels score vehicle (0.96) >= car (0.6)
+    assert b.tolist() == [[False, True, False], [False, False, True]]  # not vehicle -> car
+    # a class of the same dataset never becomes a positive, however similar
+    s2 = s.clone()
+    s2[2, 1] = 5.0
+    assert multi_label_targets(s2, torch.tensor([1, 2]))[1].tolist() == [False, False, True]
+    # an unmeasured class (empty bank) keeps only itself
+    valid = torch.tensor([False, True, True])
+    assert multi_label_targets(s, torch.tensor([0]), valid=valid).tolist() == [[True, False, False]]
+
+
+def test_multi_positive_cross_entropy_by_hand():
+    logits = torch.tensor([[1.0, 2.0, 0.0]])
+    e1, e2 = math.e, math.e**2
+    both = multi_positive_cross_entropy_sum(logits, torch.tensor([[True, True, False]]))
+    assert float(both) == pytest.approx(math.log((e1 + e2 + 1) / (e1 + e2)), abs=1e-6)
+    assert float(both) == pytest.approx(0.094339, abs=1e-5)
+    one = multi_positive_cross_entropy_sum(logits, torch.tensor([[True, False, False]]))
+    assert float(one) == pytest.approx(
+        float(torch.nn.functional.cross_entropy(logits, torch.tensor([0]))), abs=1e-6
+    )
+    # class 2 left out: numerator and denominator over {0, 1} only
+    allowed = torch.tensor([True, True, False])
+    only = multi_positive_cross_entropy_sum(
+        logits, torch.tensor([[True, False, False]]), allowed=allowed
+    )
+    assert float(only) == pytest.approx(math.log((e1 + e2) / e1), abs=1e-6)
+    # rows without an allowed positive are skipped, and the sum is over rows
+    two = multi_positive_cross_entropy_sum(
+        torch.cat([logits, logits]),
+        torch.tensor([[True, False, False], [False, False, True]]),
+        allowed=allowed,
+    )
+    assert float(two) == pytest.approx(float(only), abs=1e-6)

@@ -1,0 +1,202 @@
+"""The ms3 recipe end to end: union label space, stages, exact resume of the memory bank,
+init_from full and frozen-backbone fine-tuning, and eq. 1 as plain union cross-entropy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+
+from babelseg.data.collate import collate_samples
+from babelseg.data.sample import Annotation, Sample, Task
+from babelseg.engine import checkpoint as ckpt
+from babelseg.engine.build_ms3 import union_label_space
+from babelseg.engine.config import load_config
+from babelseg.engine.trainer import Trainer, train
+from babelseg.models.builders import build_pixel_model
+from babelseg.recipes.base import RecipeContext
+from babelseg.recipes.ms3 import MS3Recipe, cell_labels
+
+MS3 = {"name": "ms3", "ms3": {"context_length": 0, "bank_size": 8, "momentum": 0.9}}
+
+
+def _weights(run_dir) -> dict[str, torch.Tensor]:
+    latest = ckpt.latest_checkpoint(run_dir)
+    assert latest is not None
+    return load_file(str(latest / "model.safetensors"))
+
+
+def test_union_label_space_merges_identical_texts():
+    ctx = RecipeContext(
+        label_spaces={},
+        texts={"a": torch.eye(3)[:2], "b": torch.eye(3)[[1, 2]]},
+        label_texts={"a": ["car", "road"], "b": ["road", "tree"]},
+        train_datasets=["a", "b"],
+        embed_dim=3,
+    )
+    texts, classes, emb = union_label_space(ctx)
+    assert texts == ["car", "road", "tree"]
+    assert classes == {"a": [0, 1], "b": [1, 2]}
+    torch.testing.assert_close(emb, torch.eye(3))
+
+
+def test_cell_labels_take_each_stride_4_cell_centre():
+    sem = torch.arange(36).reshape(1, 6, 6)
+    # cells of 6 px at stride 4: centres at rows/cols 2 and min(6, 5) = 5
+    assert cell_labels(sem, (2, 2)).tolist() == [[[14, 17], [32, 35]]]
+
+
+def test_language_only_loss_is_cross_entropy_over_the_union_space():
+    torch.manual_seed(0)
+    model = build_pixel_model(
+        backbone="tiny", backbone_kwargs={"widths": [8, 8, 8, 8]}, decoder_dim=8, embed_dim=4
+    )
+    text = F.normalize(torch.randn(3, 4), dim=1)
+    recipe = MS3Recipe(
+        model=model,
+        union_texts=["car", "road", "tree"],
+        dataset_classes={"a": [0, 1], "b": [1, 2]},
+        language_embeddings=text,
+        visual=False,
+        multi_label=False,
+    ).eval()
+    rng = np.random.default_rng(0)
+    samples = []
+    for name in ("a", "b", "a"):
+        sem = rng.integers(0, 2, (16, 16)).astype(np.int64)
+        sem[:3] = 255
+        samples.append(
+            Sample(
+                image=rng.integers(0, 255, (16, 16, 3), dtype=np.uint8),
+                dataset=name,
+                task=Task.SEMANTIC,
+                annotation=Annotation.CLEAN,
+                image_id=name,
+                semantic=sem,
+            )
+        )
+    batch = collate_samples(samples)
+    out = recipe(batch.images)
+    texts = recipe.step_texts({"a": text[:2], "b": text[1:]})
+    counts = recipe.loss_counts(batch)
+    res = recipe.loss(out, batch, texts, normalisers={"pixels": counts["pixels"]})
+    # by hand: logits against all 3 union classes, targets mapped to union indices
+    logits = torch.einsum("bdhw,kd->bkhw", F.normalize(out.embeddings, dim=1), text) / 0.07
+    logits = F.interpolate(logits, size=(16, 16), mode="bilinear", align_corners=False)
+    target = batch.semantic.clone()
+    target[1][target[1] != 255] += 1  # dataset b: local 0, 1 -> union 1, 2
+    want = F.cross_entropy(logits, target, ignore_index=255)
+    assert counts["pixels"] == 3 * 13 * 16
+    torch.testing.assert_close(res.total, want)
+
+
+def test_train_resume_is_exact_and_the_bank_fills(tiny_run_config):
+    path = tiny_run_config(
+        "ms3", recipe=MS3, train={"steps": 6, "checkpoint_every": 3, "eval_at_end": False}
+    )
+    cfg = load_config(path)
+    whole = train(cfg)
+    weights = _weights(whole.run_dir)
+    assert int(weights["bank.count"].sum()) > 0  # the bank is part of the weights
+    assert any(k.startswith("momentum.model.backbone.") for k in weights)
+    # resume from step 3 in a copy of the run: every tensor (network, bank, V_old) matches
+    import shutil
+
+    half = whole.run_dir.parent / "ms3_half"
+    shutil.copytree(whole.run_dir, half)
+    shutil.rmtree(half / "ckpt_0000006")
+    (half / "latest").write_text("ckpt_0000003\n")
+    cfg_half = load_config(path, [f"run_dir={half}"])
+    train(cfg_half, resume=True)
+    resumed = _weights(half)
+    for name, value in weights.items():
+        torch.testing.assert_close(resumed[name], value, atol=1e-6, rtol=0, msg=name)
+
+
+def test_minilm_prompt_stage_then_fixed_language(tiny_run_config):
+    recipe = {"name": "ms3", "ms3": {"context_length": 2, "prompt_steps": 2, "bank_size": 8}}
+    path = tiny_run_config(
+        "ms3_minilm",
+        labels={"encoder": "minilm", "text_mode": "name"},
+        recipe=recipe,
+        data={"train": ["metro_drive", "home_scenes"], "batch_size": 2, "crop": [32, 32]},
+        train={"steps": 3, "checkpoint_every": 3, "eval_at_end": False},
+    )
+    trainer = Trainer(load_config(path))
+    trainer._setup()
+    context0 = trainer.recipe.prompt.context.detach().clone()
+    trainer.train()
+    r = trainer.recipe
+    assert bool(r.language_frozen) and not r.prompt_stage
+    assert float((r.prompt.context.detach() - context0).abs().max()) > 0  # trained, steps 0-1
+    torch.testing.assert_close(r.prompt.context.detach(), r.context_snapshot)  # kept after
+    with torch.no_grad():
+        torch.testing.assert_close(r.prompt(r.union_texts), r.language_embeddings)
+    weights = _weights(trainer.run_dir)
+    assert "prompt.context" in weights
+    assert not any("auto_model" in k or "encoder.layer" in k for k in weights)
+    # zero-shot with a new vocabulary goes through the learned prompt
+    from babelseg.inference.predictor import Predictor
+
+    predictor = Predictor.from_checkpoint(trainer.run_dir)
+    space = predictor.space_from_names(["roadway", "automobile"])
+    emb = predictor.vocabulary(space)
+    with torch.no_grad():
+        want = predictor.recipe.prompt(["roadway", "automobile"])
+    torch.testing.assert_close(emb, want)
+
+
+@pytest.fixture(scope="module")
+def pretrained_ms3(tmp_path_factory, tiny_synthworld):
+    import yaml
+
+    tmp = tmp_path_factory.mktemp("ms3pre")
+    cfg = {
+        "run_dir": str(tmp / "pre"),
+        "data": {
+            "datasets_yaml": str(tiny_synthworld / "datasets.yaml"),
+            "train": ["metro_drive", "home_scenes"],
+            "batch_size": 2,
+            "crop": [32, 32],
+            "num_workers": 0,
+        },
+        "labels": {"encoder": "hash", "cache_dir": str(tmp / "cache")},
+        "model": {
+            "backbone": "tiny",
+            "backbone_kwargs": {"widths": [8, 16, 16, 16], "depths": [1, 1, 1, 1], "norm": "gn"},
+            "decoder_dim": 16,
+        },
+        "recipe": MS3,
+        "train": {"steps": 3, "checkpoint_every": 3, "warmup_steps": 1, "eval_at_end": False},
+    }
+    path = tmp / "pre.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path, train(load_config(path)).run_dir
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+def test_finetuning_from_ms3_full_and_frozen(pretrained_ms3, tmp_path, frozen):
+    path, pre_dir = pretrained_ms3
+    pre = _weights(pre_dir)
+    cfg = load_config(
+        path,
+        [
+            f"run_dir={tmp_path / 'ft'}",
+            "data.train=[vista_roads]",
+            f"train.init_from={pre_dir}",
+            f"train.freeze_backbone={str(frozen).lower()}",
+            "train.lr=0.05",
+            "recipe.ms3.visual=false",
+            "recipe.ms3.multi_label=false",
+        ],
+    )
+    tuned = _weights(train(cfg).run_dir)
+    backbone = [k for k in pre if k.startswith("model.backbone.")]
+    assert backbone
+    changed = [k for k in backbone if not torch.equal(tuned[k], pre[k])]
+    if frozen:
+        assert changed == []
+    else:
+        assert len(changed) > len(backbone) // 2

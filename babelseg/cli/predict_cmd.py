@@ -16,6 +16,13 @@ EPILOG = """examples:
 --labels-file takes one label per line ("bus" or "bus: a road vehicle for many passengers")
 or a label-space YAML. Outputs per image: STEM.png (label values), STEM_overlay.png, and
 labels.yaml (the vocabulary, value = index) in --out.
+
+Mask-classification recipes (lmseg, dataseg) also write COCO files next to the overlays:
+panoptic.json + panoptic/STEM.png (COCO panoptic) and instances.json (COCO results, RLE masks),
+with category ids = the label space's on-disk values, ready for `babelseg score --task
+panoptic|instance`. Image ids are file stems, or the ids of a COCO JSON given with --image-ids
+(e.g. the ground truth's). Which classes are things comes from the dataset's label space or a
+label-space YAML (is_thing); with --labels, name them with --things.
 """
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
@@ -32,6 +39,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", help="image files and/or folders of images")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity (default 0.5)")
+    p.add_argument(
+        "--things",
+        default="",
+        help='comma-separated labels that are things (instances), e.g. "car, person"',
+    )
+    p.add_argument(
+        "--image-ids",
+        metavar="COCO.json",
+        help="COCO JSON whose images (file_name -> id) give the image ids of the COCO outputs",
+    )
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--debug", action="store_true", help="show full tracebacks")
 
@@ -67,6 +84,83 @@ def read_labels_file(path: Path):
     return LabelSpace.from_names(names, name=path.stem)
 
 
+def mark_things(space, things: str):
+    """``space`` with the comma-separated class names in ``things`` marked as things."""
+    import dataclasses
+
+    from babelseg.labels.space import LabelSpace
+
+    wanted = [t.strip() for t in things.split(",") if t.strip()]
+    unknown = [t for t in wanted if t not in space.names]
+    if unknown:
+        raise ValueError(f"--things names {unknown}, which are not labels; labels: {space.names}.")
+    classes = [dataclasses.replace(c, is_thing=c.is_thing or c.name in wanted) for c in space]
+    return LabelSpace(classes, name=space.name, ignore_values=space.ignore_values)
+
+
+def read_image_ids(path: Path) -> dict[str, object]:
+    """``{file stem: image id}`` from the ``images`` of a COCO JSON."""
+    from babelseg.evaluation.coco_io import load_json, records
+
+    images = records(load_json(path, what="COCO JSON (--image-ids)"), "images", path)
+    return {Path(str(im["file_name"])).stem: im["id"] for im in images}
+
+
+class CocoOutputs:
+    """COCO panoptic PNG + JSON and COCO instance results of the predicted images.
+
+    Args:
+        out: Output folder (``panoptic.json``, ``panoptic/``, ``instances.json``).
+        space: The vocabulary; its on-disk values are the category ids.
+        image_ids: ``{file stem: image id}``; stems not in it use the stem.
+    """
+
+    def __init__(self, out: Path, space, image_ids: dict[str, object]) -> None:
+        from babelseg.evaluation.coco_io import PanopticWriter
+
+        self.space = space
+        self.image_ids = image_ids
+        self.category_ids = [space.value_of(k) for k in range(len(space))]
+        categories = [
+            {"id": cid, "name": c.name, "isthing": int(c.is_thing)}
+            for cid, c in zip(self.category_ids, space)
+        ]
+        self.panoptic = PanopticWriter(
+            json_path=out / "panoptic.json", png_dir=out / "panoptic", categories=categories
+        )
+        self.instances_path = out / "instances.json"
+        self.detections: list[dict] = []
+
+    def add(self, stem: str, got) -> None:
+        """Add one image's ``TaskPredictions`` (panoptic and instances)."""
+        from babelseg.evaluation.instance import masks_to_coco_results
+
+        image_id = self.image_ids.get(stem, stem)
+        segments = [
+            {"id": s.id, "category_id": self.category_ids[s.category]}
+            for s in got.panoptic.segments
+        ]
+        self.panoptic.add(
+            image_id=image_id,
+            ids=got.panoptic.segment_ids,
+            segments=segments,
+            file_name=f"{stem}.png",
+        )
+        self.detections += masks_to_coco_results(
+            masks=got.instances.masks,
+            classes=got.instances.classes,
+            scores=got.instances.scores,
+            image_id=image_id,
+            category_ids=self.category_ids,
+        )
+
+    def write(self) -> None:
+        from babelseg.evaluation.coco_io import write_results_json
+
+        self.panoptic.write()
+        write_results_json(self.instances_path, self.detections)
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
     import yaml
@@ -79,8 +173,10 @@ def run(args: argparse.Namespace) -> int:
 
     images = collect_images(args.inputs)
     predictor = Predictor.from_checkpoint(args.run or args.checkpoint, device=args.device)
+    dataset = None
     if args.dataset:
         space, text = predictor.dataset_vocabulary(args.dataset)
+        dataset = args.dataset
     else:
         if args.labels:
             names = [n for n in args.labels.split(",") if n.strip()]
@@ -90,9 +186,17 @@ def run(args: argparse.Namespace) -> int:
         else:
             space = read_labels_file(Path(args.labels_file))
         text = predictor.vocabulary(space)
+    if args.things:
+        space = mark_things(space, args.things)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "labels.yaml").write_text(yaml.safe_dump(space.to_dict(), sort_keys=False))
+    coco = None
+    tasks: tuple[str, ...] = ("semantic",)
+    if predictor.predicts_segments:
+        ids = read_image_ids(Path(args.image_ids)) if args.image_ids else {}
+        coco = CocoOutputs(out, space, ids)
+        tasks = ("semantic", "panoptic", "instances")
     failures = 0
     for path in images:
         try:
@@ -101,7 +205,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"skipping {path}: {e}", file=sys.stderr)
             failures += 1
             continue
-        pred = predictor.predict(image, text)
+        got = predictor.predict_tasks(
+            image, text, tasks=tasks, is_thing=space.thing_mask, dataset=dataset
+        )
+        pred = got.semantic
         write_label_png(out / f"{path.stem}.png", indices_to_values(pred, space))
         save_overlay(
             out / f"{path.stem}_overlay.png",
@@ -112,7 +219,13 @@ def run(args: argparse.Namespace) -> int:
             alpha=args.alpha,
             ignore_index=IGNORE_INDEX if len(space) <= IGNORE_INDEX else -1,
         )
+        if coco is not None:
+            coco.add(path.stem, got)
         present = [space.names[k] for k in np.unique(pred)]
         print(f"{path.name}: {', '.join(present)}")
-    print(f"wrote {len(images) - failures} predictions to {out}/ (STEM.png, STEM_overlay.png)")
+    written = "STEM.png, STEM_overlay.png"
+    if coco is not None:
+        coco.write()
+        written += ", panoptic.json + panoptic/STEM.png, instances.json"
+    print(f"wrote {len(images) - failures} predictions to {out}/ ({written})")
     return 1 if failures else 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from babelseg.engine.builders import (
     recipe_context,
 )
 from babelseg.engine.config import Config, config_from_dict
+from babelseg.inference.segments import InstancePrediction, PanopticPrediction
 from babelseg.labels.encoders.base import TextEncoder
 from babelseg.labels.space import LabelSpace
 from babelseg.labels.texts import label_texts
@@ -102,6 +104,25 @@ def labels_at_full_resolution(
     return labels
 
 
+TASKS = ("semantic", "panoptic", "instances")
+"""What :meth:`Predictor.predict_tasks` can predict."""
+
+
+@dataclass
+class TaskPredictions:
+    """What one forward pass gave, per task asked (None for tasks not asked).
+
+    Attributes:
+        semantic: ``int64[H, W]`` class indices.
+        panoptic: Panoptic segments at ``H x W``.
+        instances: Scored instance masks at ``H x W``.
+    """
+
+    semantic: np.ndarray | None = None
+    panoptic: PanopticPrediction | None = None
+    instances: InstancePrediction | None = None
+
+
 class Predictor:
     """A trained model plus the text embeddings of every vocabulary asked so far.
 
@@ -111,6 +132,8 @@ class Predictor:
         label_spaces: The label spaces known from training, by dataset name.
         texts: Their stored text embeddings ``{dataset: float[K, D]}`` (no encoder needed).
         heldout: ``{dataset: bool}``.
+        train_datasets: The datasets the checkpoint was trained on (their names are passed to
+            the recipe as ``dataset=``, for per-dataset classifiers or mappings).
         device: Where to run.
     """
 
@@ -122,6 +145,7 @@ class Predictor:
         label_spaces: dict[str, LabelSpace],
         texts: dict[str, torch.Tensor],
         heldout: dict[str, bool] | None = None,
+        train_datasets: Sequence[str] = (),
         device: str = "cpu",
     ) -> None:
         self.recipe = recipe.eval().to(device)
@@ -129,6 +153,7 @@ class Predictor:
         self.label_spaces = label_spaces
         self.texts = texts
         self.heldout = heldout or {}
+        self.train_datasets = list(train_datasets)
         self.device = torch.device(device)
         self._encoder: TextEncoder | None = None
         self._vocab_cache: OrderedDict[tuple[str, ...], torch.Tensor] = OrderedDict()
@@ -146,7 +171,8 @@ class Predictor:
             for k, v in ckpt.load_extra_tensors(ckpt_dir).items()
             if k.startswith("text/")
         }
-        context = recipe_context(cfg, spaces, texts, list(state.get("train_datasets", [])))
+        train_datasets = list(state.get("train_datasets", []))
+        context = recipe_context(cfg, spaces, texts, train_datasets)
         recipe = build_recipe(cfg, embed_dim=int(state["embed_dim"]), context=context)
         ckpt.load_checkpoint(ckpt_dir, model=recipe, restore_rng=False)
         if hasattr(recipe, "load_extra_state"):
@@ -157,6 +183,7 @@ class Predictor:
             label_spaces=spaces,
             texts=texts,
             heldout=state.get("heldout", {}),
+            train_datasets=train_datasets,
             device=device,
         )
 
@@ -204,27 +231,134 @@ class Predictor:
         return LabelSpace.from_names([n for n in names if n.strip()], name="custom")
 
     # ------------------------------------------------------------------ prediction
-    @torch.inference_mode()
-    def logits(self, image: np.ndarray, text_embeddings: torch.Tensor) -> torch.Tensor:
-        """Low-resolution class logits of one image.
+    @property
+    def predicts_segments(self) -> bool:
+        """Whether the recipe predicts panoptic segments and instances (mask classification)."""
+        return hasattr(self.recipe, "panoptic") and hasattr(self.recipe, "instances")
 
-        Args:
-            image: ``uint8[H, W, 3]`` RGB.
-            text_embeddings: ``float[K, D]``.
-        Returns:
-            ``float[ceil(H/4), ceil(W/4), K]`` (pixel-major).
-        """
-        x = normalize_image(image).unsqueeze(0).to(self.device)
-        out = self.recipe(x)
-        text = text_embeddings.to(self.device)
-        return self.recipe.semantic_logits(out, text, pixel_major=True)[0]
+    def known_dataset(self, name: str | None) -> str | None:
+        """``name`` when the checkpoint was trained on it (per-dataset recipes use it), else
+        None (any other vocabulary goes through the texts alone)."""
+        return name if name is not None and name in self.train_datasets else None
 
-    @torch.inference_mode()
-    def predict(self, image: np.ndarray, text_embeddings: torch.Tensor) -> np.ndarray:
-        """Class indices ``int64[H, W]`` (into the vocabulary's classes) for one RGB image."""
+    def _forward(self, image: np.ndarray, text: torch.Tensor):
+        """The recipe on one image; ``text float[K, D]`` (already on the device) is passed to
+        recipes whose forward takes texts (category-guided decoding)."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(
                 f"Expected a uint8 RGB image [H, W, 3], got {image.dtype}{image.shape}."
             )
-        logits = self.logits(image, text_embeddings)
-        return labels_at_full_resolution(logits, image.shape[:2]).cpu().numpy()
+        x = normalize_image(image).unsqueeze(0).to(self.device)
+        if getattr(self.recipe, "forward_takes_texts", False):
+            return self.recipe(x, texts=[text])
+        return self.recipe(x)
+
+    @torch.inference_mode()
+    def logits(
+        self, image: np.ndarray, text_embeddings: torch.Tensor, *, dataset: str | None = None
+    ) -> torch.Tensor:
+        """Low-resolution class scores of one image.
+
+        Args:
+            image: ``uint8[H, W, 3]`` RGB.
+            text_embeddings: ``float[K, D]``.
+            dataset: The training dataset whose label space ``text_embeddings`` is, or None.
+        Returns:
+            ``float[ceil(H/4), ceil(W/4), K]`` (pixel-major).
+        """
+        text = text_embeddings.to(self.device)
+        out = self._forward(image, text)
+        return self.recipe.semantic_logits(out, text, dataset=dataset, pixel_major=True)[0]
+
+    @torch.inference_mode()
+    def predict(
+        self, image: np.ndarray, text_embeddings: torch.Tensor, *, dataset: str | None = None
+    ) -> np.ndarray:
+        """Class indices ``int64[H, W]`` (into the vocabulary's classes) for one RGB image."""
+        return self.predict_tasks(image, text_embeddings, dataset=dataset).semantic
+
+    @torch.inference_mode()
+    def predict_panoptic(
+        self,
+        image: np.ndarray,
+        text_embeddings: torch.Tensor,
+        is_thing: np.ndarray | Sequence[bool],
+        *,
+        dataset: str | None = None,
+    ) -> PanopticPrediction:
+        """Panoptic segments of one image at its full resolution.
+
+        Args:
+            image: ``uint8[H, W, 3]`` RGB.
+            text_embeddings: ``float[K, D]``.
+            is_thing: ``bool[K]``: which classes are things (instances) or stuff (merged).
+            dataset: The training dataset whose label space it is, or None.
+        Returns:
+            :class:`PanopticPrediction` with ``segment_ids int32[H, W]``.
+        """
+        return self.predict_tasks(
+            image, text_embeddings, tasks=("panoptic",), is_thing=is_thing, dataset=dataset
+        ).panoptic
+
+    @torch.inference_mode()
+    def predict_instances(
+        self, image: np.ndarray, text_embeddings: torch.Tensor, *, dataset: str | None = None
+    ) -> InstancePrediction:
+        """Scored instance masks ``bool[N, H, W]`` of one image at its full resolution."""
+        return self.predict_tasks(
+            image, text_embeddings, tasks=("instances",), dataset=dataset
+        ).instances
+
+    @torch.inference_mode()
+    def predict_tasks(
+        self,
+        image: np.ndarray,
+        text_embeddings: torch.Tensor,
+        *,
+        tasks: Sequence[str] = ("semantic",),
+        is_thing: np.ndarray | Sequence[bool] | None = None,
+        dataset: str | None = None,
+    ) -> TaskPredictions:
+        """Several tasks from ONE forward pass of one image, at its full resolution.
+
+        Args:
+            image: ``uint8[H, W, 3]`` RGB.
+            text_embeddings: ``float[K, D]``.
+            tasks: Any of ``"semantic"``, ``"panoptic"``, ``"instances"``.
+            is_thing: ``bool[K]``, needed for ``"panoptic"``.
+            dataset: The training dataset whose label space it is, or None.
+        Raises:
+            ValueError: an unknown task, panoptic without ``is_thing``, or segments asked of a
+                recipe that does not predict them.
+        """
+        unknown = sorted(set(tasks) - set(TASKS))
+        if unknown:
+            raise ValueError(f"Unknown task(s) {unknown}; valid tasks: {list(TASKS)}.")
+        if ("panoptic" in tasks or "instances" in tasks) and not self.predicts_segments:
+            raise ValueError(
+                f"Recipe '{getattr(self.recipe, 'name', '?')}' predicts per-pixel classes only; "
+                "panoptic segments and instances need a mask-classification recipe "
+                "(lmseg, dataseg)."
+            )
+        text = text_embeddings.to(self.device)
+        out = self._forward(image, text)
+        size = (int(image.shape[0]), int(image.shape[1]))
+        result = TaskPredictions()
+        if "semantic" in tasks:
+            scores = self.recipe.semantic_logits(out, text, dataset=dataset, pixel_major=True)
+            result.semantic = labels_at_full_resolution(scores[0], size).cpu().numpy()
+        if "panoptic" in tasks:
+            if is_thing is None:
+                raise ValueError("Panoptic prediction needs is_thing (bool[K]) of the classes.")
+            things = torch.as_tensor(np.asarray(is_thing, dtype=bool), device=self.device)
+            if things.shape != (len(text),):
+                raise ValueError(
+                    f"is_thing has shape {tuple(things.shape)}; the vocabulary has {len(text)} "
+                    "classes."
+                )
+            result.panoptic = self.recipe.panoptic(
+                out, text, is_thing=things, dataset=dataset, sizes=[size]
+            )[0]
+        if "instances" in tasks:
+            result.instances = self.recipe.instances(out, text, dataset=dataset, sizes=[size])[0]
+        return result

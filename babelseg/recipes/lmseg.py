@@ -1,0 +1,84 @@
+"""The ``lmseg`` recipe (LMSeg.txt): mask proposals whose query embeddings are aligned with the
+text embeddings of each dataset's class names.
+
+- Text-query alignment (section 3.3, eq. 1-2): class logits are the cosine similarity of the
+  query class embeddings (the query decoder's linear class head is the adapter to the text
+  dimension D) with the label texts and a learnable "no object" embedding, divided by the
+  temperature (0.07); matched cross-entropy with no-object weight 0.1.
+- Learnable prompt context (section 3.2, CoOp): ``prompt_length`` vectors shared by all datasets
+  in front of every class text inside the frozen text encoder
+  (:class:`~babelseg.labels.prompt.PromptLearner`); 0 uses the frozen texts as given. The
+  trainer stores :meth:`LMSegRecipe.step_texts` of every label space with each checkpoint, so
+  inference on known label spaces needs no text-encoder pass.
+- Category-guided decoding (section 3.4): the query decoder's text cross-attention (after the
+  visual one by default) reads the texts of the image's own label space.
+- Dataset-aware augmentation (section 3.5) lives in the data layer (``augmentation:`` per
+  dataset in datasets.yaml; ``data.dataset_augmentation=false`` turns it off).
+- Losses (section 3.6, eq. 3-5): Hungarian matching and the set losses of
+  :class:`~babelseg.recipes.mask_common.MaskRecipe` on the final and every auxiliary layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+
+from babelseg.data.sample import Annotation
+from babelseg.labels.prompt import PromptLearner
+from babelseg.recipes.mask_common import MaskRecipe
+
+
+class LMSegRecipe(MaskRecipe):
+    """LMSeg: text-query alignment, learnable prompts, category-guided decoding.
+
+    Args:
+        prompt: The prompt learner (None: frozen texts, no prompt learning).
+        label_texts: ``{dataset: [K_d strings]}`` the strings behind each dataset's texts.
+        train_datasets: Datasets being trained (their prompted texts are recomputed every
+            training step; the others only in eval mode, e.g. for the checkpoint).
+        **kwargs: :class:`~babelseg.recipes.mask_common.MaskRecipe` arguments.
+    """
+
+    name = "lmseg"
+    supported_annotations = {Annotation.CLEAN, Annotation.NOISY}
+    forward_takes_texts = True
+
+    def __init__(
+        self,
+        *,
+        prompt: PromptLearner | None = None,
+        label_texts: Mapping[str, Sequence[str]] | None = None,
+        train_datasets: Sequence[str] = (),
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.prompt = prompt
+        self.label_texts = {k: list(v) for k, v in (label_texts or {}).items()}
+        self.train_datasets = list(train_datasets)
+
+    def step_texts(self, texts: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The label embeddings of this step: prompted (differentiable in the context) for the
+        training datasets while training, for every dataset with known strings in eval mode;
+        the frozen ones otherwise."""
+        if self.prompt is None:
+            return dict(texts)
+        wanted = set(self.train_datasets) if self.training else set(texts)
+        names = [
+            n
+            for n, t in texts.items()
+            if n in wanted and len(self.label_texts.get(n, ())) == len(t)
+        ]
+        out = dict(texts)
+        if names:  # one encoder pass over every wanted label space
+            strings = [s for n in names for s in self.label_texts[n]]
+            prompted = self.prompt(strings).split([len(self.label_texts[n]) for n in names])
+            for n, t in zip(names, prompted):
+                out[n] = t.to(texts[n].dtype)
+        return out
+
+    def vocabulary_embeddings(self, strings: list[str], base: torch.Tensor) -> torch.Tensor:
+        """``float[K, D]`` embeddings of a new vocabulary: prompted when prompts are learned."""
+        if self.prompt is None:
+            return base
+        return self.prompt(strings).to(device=base.device, dtype=base.dtype)

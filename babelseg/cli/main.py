@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, str] = {
     "eval": "babelseg.cli.eval_cmd",
     "score": "babelseg.cli.score_cmd",
     "predict": "babelseg.cli.predict_cmd",
+    "unify": "babelseg.cli.unify_cmd",
 }
 
 

@@ -1,0 +1,158 @@
+"""The autounify recipe: UniSegHead maths, alternation, state round trip, tiny training, CLI."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from babelseg.engine.config import load_config
+from babelseg.engine.trainer import train
+from babelseg.labels.space import LabelSpace
+from babelseg.models.builders import build_pixel_model
+from babelseg.models.outputs import PixelOutput
+from babelseg.recipes.autounify import AutoUnifyRecipe, mapped_logits, orthogonality_loss
+
+
+def test_eq5_sums_the_probabilities_of_each_labels_unified_classes():
+    u = torch.log(torch.tensor([1.0, 2.0, 3.0]))[None, :, None, None]  # [1, 3, 1, 1]
+    boolean = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    s = mapped_logits(u, boolean)[0, :, 0, 0]
+    assert torch.allclose(s, torch.log(torch.tensor([3.0, 3.0])))
+    continuous = torch.tensor([[0.5, 0.5], [1.0, 0.0], [0.0, 1.0]])
+    s = mapped_logits(u, continuous)[0, :, 0, 0]
+    assert torch.allclose(s, torch.log(torch.tensor([2.5, 3.5])))
+
+
+def test_orthogonality_loss_by_hand():
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    # cos = I, tau = 1: each row softmax(1, 0) at its own index
+    expected = -math.log(math.e / (math.e + 1.0))
+    assert abs(float(orthogonality_loss(x, 1.0)) - expected) < 1e-6
+    same = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    assert abs(float(orthogonality_loss(same, 1.0)) - math.log(2.0)) < 1e-6
+
+
+def _recipe(**kw):
+    torch.manual_seed(0)
+    model = build_pixel_model(
+        backbone="tiny",
+        backbone_kwargs={"widths": [8, 8, 8, 8], "norm": "gn"},
+        decoder_dim=8,
+        embed_dim=6,
+    )
+    spaces = {
+        "a": LabelSpace.from_names(["road", "car"], name="a"),
+        "b": LabelSpace.from_names(["road", "lane", "car"], name="b"),
+    }
+    texts = {
+        n: torch.nn.functional.normalize(torch.randn(len(s), 6), dim=1) for n, s in spaces.items()
+    }
+    args = dict(total_steps=20, warmup_steps=4, alternate_every=3, remap_every=6)
+    args.update(kw)
+    return AutoUnifyRecipe(model=model, label_spaces=spaces, label_texts=texts, **args), texts
+
+
+def test_alternation_freezes_the_network_that_does_not_train():
+    recipe, _ = _recipe()
+    recipe.model.backbone.requires_grad_(False)  # frozen by the trainer: must stay frozen
+    recipe.assoc["a"]["b"][:] = np.eye(2, 3) * 10
+    recipe.assoc["b"]["a"][:] = np.array([[10, 0], [10, 0], [0, 10]])
+    recipe.initialise_unified()
+
+    def flags():
+        graph = {p.requires_grad for p in recipe.graph.parameters()}
+        decoder = {
+            p.requires_grad
+            for n, p in recipe.model.named_parameters()
+            if not n.startswith("backbone.")
+        }
+        backbone = {p.requires_grad for p in recipe.model.backbone.parameters()}
+        return graph, decoder, backbone
+
+    recipe.on_step_start(0)  # warm-up: segmentation network only
+    assert recipe.phase == "warmup" and flags() == ({False}, {True}, {False})
+    recipe.on_step_start(4)  # steps 4-6: segmentation phase
+    assert recipe.phase == "segmentation" and flags() == ({False}, {True}, {False})
+    recipe.on_step_start(7)  # steps 7-9: graph phase
+    assert recipe.phase == "graph" and flags() == ({True}, {False}, {False})
+    assert all(p.requires_grad for p in recipe.head.parameters())
+    recipe.on_step_start(10)
+    assert recipe.phase == "segmentation" and flags() == ({False}, {True}, {False})
+
+
+def test_cross_dataset_validation_sets_n_and_the_mappings_and_state_round_trips():
+    recipe, texts = _recipe()
+    # a's road <-> b's road, a's car <-> b's car; b's lane is called road by a's classifier
+    recipe.assoc["a"]["b"][:] = np.array([[80, 15, 5], [2, 3, 95]])
+    recipe.assoc["b"]["a"][:] = np.array([[90, 10], [85, 15], [5, 95]])
+    recipe.initialise_unified()
+    assert sum(recipe.active) == 3
+    assert recipe.assign["a"][:3] == [0, 1, 0] and recipe.assign["b"][:3] == [0, 2, 1]
+    recipe.prune()
+    assert [c.name for c in recipe.classes()] == ["road", "car", "lane"]
+    assert recipe.unified_space().names == ["road", "car", "lane"]
+    state = json.loads(json.dumps(recipe.extra_state()))
+    fresh, _ = _recipe()
+    fresh.load_state_dict(recipe.state_dict())
+    fresh.load_extra_state(state)
+    assert fresh.assign == recipe.assign and fresh.active == recipe.active
+    assert fresh.class_of_slot == recipe.class_of_slot
+    out = PixelOutput(embeddings=torch.randn(2, 6, 5, 7))
+    fresh.eval()
+    recipe.eval()
+    for ds in ("a", "b"):
+        got = fresh.semantic_logits(out, texts[ds], dataset=ds)
+        assert got.shape == (2, len(texts[ds]), 5, 7)
+        assert torch.allclose(got, recipe.semantic_logits(out, texts[ds], dataset=ds))
+    uni = fresh.semantic_logits(out, texts["a"], dataset="unified", pixel_major=True)
+    assert uni.shape == (2, 5, 7, 3)
+    # through its mapping, a's "road" gathers the unified road and lane classes
+    probs_a = fresh.semantic_logits(out, texts["a"], dataset="a").softmax(1)
+    probs_u = fresh.semantic_logits(out, texts["a"], dataset="unified").softmax(1)
+    assert torch.allclose(probs_a[:, 0], probs_u[:, 0] + probs_u[:, 2], atol=1e-5)
+    # zero-shot: b's own texts find b's labels through the classes that map to them
+    zs = fresh.semantic_logits(out, texts["b"], dataset=None).softmax(1)
+    assert zs.shape == (2, 3, 5, 7) and torch.allclose(zs.sum(1), torch.ones(2, 5, 7), atol=1e-4)
+
+
+def test_mismatched_state_is_an_error():
+    recipe, _ = _recipe()
+    with pytest.raises(ValueError, match="unified slots"):
+        recipe.load_extra_state({"active": [True, False]})
+
+
+def test_tiny_training_run_and_the_unify_cli(tiny_run_config, tmp_path, tiny_synthworld, capsys):
+    from babelseg.cli.main import main
+    from babelseg.inference.predictor import Predictor
+
+    cfg = load_config(
+        tiny_run_config(
+            "autounify",
+            recipe={
+                "name": "autounify",
+                "autounify": {"warmup_steps": 3, "alternate_every": 1, "remap_every": 2},
+            },
+            train={"steps": 6, "checkpoint_every": 6, "eval_at_end": False},
+        )
+    )
+    result = train(cfg)
+    assert np.isfinite(result.final_loss)
+    recipe = Predictor.from_checkpoint(cfg.run_dir).recipe
+    assert recipe.initialised and recipe.class_of_slot is not None  # pruned at the last step
+    n = len(recipe.classes())
+    assert 1 <= n <= sum(recipe.active)
+    assert recipe.datasets == ["metro_drive", "vista_roads", "home_scenes"]
+    out_yaml = tmp_path / "taxonomy.yaml"
+    assert main(["unify", "--run", cfg.run_dir, "--out", str(out_yaml)]) == 0
+    import yaml
+
+    tax = yaml.safe_load(out_yaml.read_text())
+    assert tax["num_unified"] == n and len(tax["unified_classes"]) == n
+    capsys.readouterr()
+    rel = str(tiny_synthworld / "relations.json")
+    assert main(["unify", "--run", cfg.run_dir, "--relations", rel, "--json"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert scores["num_unified"] == n and 0.0 <= scores["f1"] <= 1.0
+    assert scores["num_world"] > 0 and scores["true_pairs"] > 0

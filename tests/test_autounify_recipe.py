@@ -156,3 +156,61 @@ def test_tiny_training_run_and_the_unify_cli(tiny_run_config, tmp_path, tiny_syn
     scores = json.loads(capsys.readouterr().out)
     assert scores["num_unified"] == n and 0.0 <= scores["f1"] <= 1.0
     assert scores["num_world"] > 0 and scores["true_pairs"] > 0
+    # predict in the unified space and in a dataset's space through its mapping
+    image_dir = tiny_synthworld / "metro_drive" / "images" / "val"
+    out = tmp_path / "pred_unified"
+    assert (
+        main(
+            [
+                "predict",
+                "--run",
+                cfg.run_dir,
+                "--space",
+                "unified",
+                str(image_dir),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    names = [c["name"] for c in yaml.safe_load((out / "labels.yaml").read_text())["classes"]]
+    assert names == recipe.unified_space().names
+    out_ds = tmp_path / "pred_metro"
+    assert (
+        main(
+            [
+                "predict",
+                "--run",
+                cfg.run_dir,
+                "--dataset",
+                "metro_drive",
+                str(image_dir),
+                "--out",
+                str(out_ds),
+            ]
+        )
+        == 0
+    )
+    assert sorted(p.name for p in out_ds.glob("*.png")) == sorted(p.name for p in out.glob("*.png"))
+
+
+def test_predict_space_unified_needs_a_unified_recipe(tiny_run_config, tiny_synthworld, tmp_path):
+    from babelseg.cli.main import main
+
+    cfg = load_config(tiny_run_config("plain", train={"steps": 1, "eval_at_end": False}))
+    train(cfg)
+    image_dir = tiny_synthworld / "metro_drive" / "images" / "val"
+    code = main(
+        [
+            "predict",
+            "--run",
+            cfg.run_dir,
+            "--space",
+            "unified",
+            str(image_dir),
+            "--out",
+            str(tmp_path / "p"),
+        ]
+    )
+    assert code != 0

@@ -12,6 +12,7 @@ EPILOG = """examples:
   babelseg predict --checkpoint runs/default/ckpt_0002400 --dataset metro_drive \\
       sw/metro_drive/images/val --out preds/
   babelseg predict --run runs/default --labels-file my_labels.txt images/ --out preds/
+  babelseg predict --run runs/autounify --space unified sw/metro_drive/images/val --out preds/
 
 --labels-file takes one label per line ("bus" or "bus: a road vehicle for many passengers")
 or a label-space YAML. Outputs per image: STEM.png (label values), STEM_overlay.png, and
@@ -36,6 +37,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     vocab.add_argument("--labels", help='comma-separated labels, e.g. "road, car, person"')
     vocab.add_argument("--labels-file", metavar="FILE", help="labels, one per line, or a YAML")
     vocab.add_argument("--dataset", metavar="NAME", help="a dataset's label space from training")
+    vocab.add_argument(
+        "--space",
+        choices=["unified"],
+        help="the learned unified label space (autounify runs)",
+    )
     p.add_argument("inputs", nargs="+", help="image files and/or folders of images")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity (default 0.5)")
@@ -177,6 +183,9 @@ def run(args: argparse.Namespace) -> int:
     if args.dataset:
         space, text = predictor.dataset_vocabulary(args.dataset)
         dataset = args.dataset
+    elif args.space:
+        space, text = predictor.unified_vocabulary()
+        dataset = "unified"
     else:
         if args.labels:
             names = [n for n in args.labels.split(",") if n.strip()]

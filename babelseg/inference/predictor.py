@@ -203,6 +203,19 @@ class Predictor:
             )
         return self.label_spaces[name], self.texts[name]
 
+    def unified_vocabulary(self) -> tuple[LabelSpace, torch.Tensor]:
+        """The learned unified label space of a recipe that has one (``autounify``), and a
+        placeholder ``float[N, D]`` text (such a recipe scores ``dataset="unified"`` without
+        texts)."""
+        if not hasattr(self.recipe, "unified_space"):
+            raise ValueError(
+                f"Recipe '{self.cfg.recipe.name}' has no unified label space (autounify has); "
+                "use --dataset or --labels."
+            )
+        space = self.recipe.unified_space()
+        dim = next(iter(self.texts.values())).shape[1] if self.texts else 1
+        return space, torch.zeros(len(space), dim)
+
     def vocabulary(self, space: LabelSpace) -> torch.Tensor:
         """Text embeddings ``float[K, D]`` of any label space, cached in memory and on disk."""
         key = tuple(f"{c.name}\x00{c.description or ''}" for c in space.classes) + (

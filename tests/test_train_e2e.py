@@ -161,8 +161,8 @@ def test_bad_inputs_give_clear_errors(tiny_run_config, tmp_path, capsys):
     assert "no_such_dataset" in capsys.readouterr().err
     assert main(["train", tiny_run_config("bad2"), "train.stpes=3"]) == 2
     assert "Did you mean 'train.steps'" in capsys.readouterr().err
-    assert main(["train", tiny_run_config("bad3"), "recipe.name=lmseg"]) == 2
-    assert "Unknown recipe 'lmseg'" in capsys.readouterr().err
+    assert main(["train", tiny_run_config("bad3"), "recipe.name=lmsg"]) == 2
+    assert "Unknown recipe 'lmsg'; valid recipes: sentence, " in capsys.readouterr().err
     assert main(["train", tiny_run_config("bad4"), "data.ratios={metro_drive: 1}"]) == 2
     assert "vista_roads" in capsys.readouterr().err
     assert main(["eval", "--run", str(tmp_path / "nowhere")]) == 2

@@ -13,6 +13,15 @@ from babelseg.data.declaration import DatasetDecl
 from babelseg.data.readers import make_reader
 from babelseg.data.sample import Annotation
 from babelseg.data.torch_dataset import AugmentedDataset, MultiDataset
+from babelseg.engine.build_autounify import build_autounify_recipe
+from babelseg.engine.build_baselines import build_multihead_recipe, build_union_recipe
+from babelseg.engine.build_mask_recipes import (
+    DaTaSegRecipe,
+    LMSegRecipe,
+    build_dataseg_recipe,
+    build_lmseg_recipe,
+)
+from babelseg.engine.build_ms3 import build_ms3_recipe
 from babelseg.engine.config import Config, LabelsConfig
 from babelseg.labels.cache import CachedTextEncoder, EmbeddingCache
 from babelseg.labels.encoders.base import TextEncoder
@@ -94,6 +103,16 @@ class RecipeEntry:
 RECIPES: dict[str, RecipeEntry] = {
     "sentence": RecipeEntry(
         build_sentence_recipe, frozenset(SentenceRecipe.supported_annotations)
+    ),
+    "autounify": RecipeEntry(
+        build_autounify_recipe, frozenset({Annotation.CLEAN, Annotation.NOISY})
+    ),
+    "lmseg": RecipeEntry(build_lmseg_recipe, frozenset(LMSegRecipe.supported_annotations)),
+    "dataseg": RecipeEntry(build_dataseg_recipe, frozenset(DaTaSegRecipe.supported_annotations)),
+    "ms3": RecipeEntry(build_ms3_recipe, frozenset({Annotation.CLEAN, Annotation.NOISY})),
+    "union": RecipeEntry(build_union_recipe, frozenset({Annotation.CLEAN, Annotation.NOISY})),
+    "multihead": RecipeEntry(
+        build_multihead_recipe, frozenset({Annotation.CLEAN, Annotation.NOISY})
     ),
 }
 """Recipe name -> entry (one plain dict; add new recipes here)."""

@@ -162,6 +162,9 @@ class MS3Config:
         multi_label: Cross-modal multi-label extension (eq. 5-8).
         language: Use the language loss L_l.
         visual: Use the visual loss L_v.
+        prompt_steps: Length of the first stage, in which the context tokens train (eq. 1 only);
+            afterwards the language embeddings are fixed and L_v / multi-label join.
+        bank_pixels: Pixels per class and image put in the memory bank each step.
     """
 
     context_length: int = 13
@@ -171,6 +174,8 @@ class MS3Config:
     multi_label: bool = True
     language: bool = True
     visual: bool = True
+    prompt_steps: int = 300
+    bank_pixels: int = 8
 
 
 @dataclass
@@ -183,6 +188,16 @@ class AutoUnifyConfig:
         orthogonality_weight: Weight of the orthogonality loss (eq. 7-8).
         alternate_every: Steps per phase of the alternating training.
         remap_every: Steps between recomputations of the boolean mappings.
+        warmup_steps: Steps with per-dataset classifiers before the graph takes over (the
+            cross-dataset validation that sets N runs over their second half).
+        adjacency_scale: Multiplier of the learnable adjacency logits.
+        min_share: Cross-dataset validation: share both ways for two labels to merge.
+        min_match: Cross-dataset validation: geometric mean of the two shares a class needs to
+            map to a label of a dataset it has no member in.
+        text_weight: Cross-dataset validation: bonus of near-identical label texts in merges.
+        text_floor: Text cosine similarity below which there is no bonus.
+        orthogonality_tau: Temperature of the orthogonality loss.
+        zero_shot_tau: Temperature of the zero-shot route (other vocabularies).
     """
 
     num_unified: int = 0
@@ -190,6 +205,14 @@ class AutoUnifyConfig:
     orthogonality_weight: float = 0.1
     alternate_every: int = 100
     remap_every: int = 200
+    warmup_steps: int = 600
+    adjacency_scale: float = 10.0
+    min_share: float = 0.3
+    min_match: float = 0.08
+    text_weight: float = 0.5
+    text_floor: float = 0.6
+    orthogonality_tau: float = 0.1
+    zero_shot_tau: float = 0.05
 
 
 @dataclass

@@ -1,0 +1,93 @@
+"""How the text-free baselines (``union``, ``multihead``) meet a vocabulary.
+
+A one-hot classifier has no text side, so it answers a vocabulary in one of two ways:
+
+- the vocabulary *is* a training dataset's label space: that dataset's own classifier outputs;
+- any other vocabulary (held-out datasets, user labels): each asked class is matched to the
+  training label whose text embedding is nearest (cosine) to the asked class's text embedding,
+  and gets that label's score. This is the fair zero-shot route a one-hot model has: it borrows
+  the text encoder only to look a name up, never to classify pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+
+
+def name_key(name: str) -> str:
+    """The merge key of a class name: case- and whitespace-insensitive.
+
+    ``"Traffic  Light " -> "traffic light"``.
+    """
+    return " ".join(name.split()).casefold()
+
+
+def union_of_names(
+    class_names: Mapping[str, Sequence[str]],
+) -> tuple[list[str], dict[str, list[int]]]:
+    """One-hot union of several label spaces, identical names (see :func:`name_key`) merged.
+
+    Args:
+        class_names: ``{dataset: [K_d class names]}``, in the order the union is built.
+    Returns:
+        ``(union_names, index)``: the union's class names (first spelling seen, first-seen
+        order) and ``{dataset: [K_d union indices]}``.
+    """
+    union_names: list[str] = []
+    where: dict[str, int] = {}
+    index: dict[str, list[int]] = {}
+    for dataset, names in class_names.items():
+        ids = []
+        for name in names:
+            key = name_key(name)
+            if key not in where:
+                where[key] = len(union_names)
+                union_names.append(name)
+            ids.append(where[key])
+        index[dataset] = ids
+    return union_names, index
+
+
+def nearest_labels(query: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """For each query text, the label text nearest by cosine similarity.
+
+    Args:
+        query: ``float[K, D]`` asked texts.
+        labels: ``float[M, D]`` candidate label texts.
+    Returns:
+        ``int64[K]`` indices into ``labels`` (ties: the lowest index).
+    """
+    q = F.normalize(query.float(), dim=1)
+    m = F.normalize(labels.float().to(q.device), dim=1)
+    return (q @ m.T).argmax(dim=1)
+
+
+def matching_dataset(
+    text: torch.Tensor, dataset_texts: Mapping[str, torch.Tensor], *, atol: float = 1e-5
+) -> str | None:
+    """The training dataset whose stored label texts equal ``text`` (same K, same vectors).
+
+    Args:
+        text: ``float[K, D]`` the vocabulary asked for.
+        dataset_texts: ``{dataset: float[K_d, D]}`` stored training texts.
+    Returns:
+        The first matching dataset name, or None.
+    """
+    for name, stored in dataset_texts.items():
+        if stored.shape == text.shape and torch.allclose(
+            stored.to(text.device, text.dtype), text, atol=atol
+        ):
+            return name
+    return None
+
+
+def split_rows(rows: torch.Tensor, sizes: Sequence[int], names: Sequence[str]) -> dict:
+    """``{name: rows[offset : offset + size]}`` for consecutive blocks of ``rows``."""
+    out, start = {}, 0
+    for name, size in zip(names, sizes, strict=True):
+        out[name] = rows[start : start + size]
+        start += size
+    return out

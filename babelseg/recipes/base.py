@@ -31,13 +31,14 @@ Optional hooks (the trainer, evaluator and predictor call them when present):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import torch
 
 from babelseg.data.sample import Annotation
 from babelseg.labels.space import LabelSpace
+from babelseg.losses.pixel_text import pixel_cross_entropy_sum
 
 
 @dataclass
@@ -93,3 +94,28 @@ def check_annotations(
             f"Recipe '{recipe}' cannot train on {bad}: it supports annotation kinds "
             f"{sorted(a.value for a in supported)}. Remove those datasets from data.train."
         )
+
+
+def per_dataset_cross_entropy(
+    batch_datasets: list[str],
+    semantic: torch.Tensor,
+    logits_of: Callable[[str, torch.Tensor], torch.Tensor],
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Per-pixel cross-entropy of every image in its own dataset's label space.
+
+    Args:
+        batch_datasets: Each image's dataset name (B).
+        semantic: ``int64[B, H, W]`` targets, 255 = ignore.
+        logits_of: ``(dataset, rows int64[b]) -> float[b, K_d, h, w]``, the logits of those
+            images over that dataset's classes (raise ValueError for a dataset it cannot score).
+    Returns:
+        ``(loss summed over labelled pixels (0-d), {dataset: mean loss, detached})``.
+    """
+    total = semantic.new_zeros((), dtype=torch.float32)
+    per_dataset: dict[str, torch.Tensor] = {}
+    for name, idx in group_by_dataset(batch_datasets).items():
+        rows = torch.tensor(idx, device=semantic.device)
+        part, count = pixel_cross_entropy_sum(logits_of(name, rows), semantic.index_select(0, rows))
+        total = total + part
+        per_dataset[name] = (part / count.clamp(min=1)).detach()
+    return total, per_dataset

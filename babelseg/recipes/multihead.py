@@ -21,10 +21,9 @@ from torch import nn
 
 from babelseg.data.collate import Batch
 from babelseg.data.sample import Annotation
-from babelseg.losses.pixel_text import pixel_cross_entropy_sum
 from babelseg.models.outputs import PixelOutput
 from babelseg.models.pixel_model import PixelEmbeddingModel
-from babelseg.recipes.base import LossResult, group_by_dataset
+from babelseg.recipes.base import LossResult, per_dataset_cross_entropy
 from babelseg.recipes.label_matching import matching_dataset, nearest_labels, split_rows
 from babelseg.recipes.union import pixel_count
 
@@ -158,21 +157,18 @@ class MultiHeadRecipe(nn.Module):
         if batch.semantic is None:
             raise ValueError("The multihead baseline needs semantic maps (clean or noisy masks).")
         emb = output.embeddings
-        total = emb.new_zeros(())
-        per_dataset: dict[str, torch.Tensor] = {}
         used: set[int] = set()
-        for name, idx in group_by_dataset(batch.datasets).items():
+
+        def head_logits(name: str, rows: torch.Tensor) -> torch.Tensor:
             if name not in self.datasets:
                 raise ValueError(
                     f"Batch has images of '{name}', which has no head ({self.datasets})."
                 )
             head = self.datasets.index(name)
             used.add(head)
-            rows = torch.tensor(idx, device=emb.device)
-            logits = self.heads[head](emb.index_select(0, rows))
-            part, count = pixel_cross_entropy_sum(logits, batch.semantic.index_select(0, rows))
-            total = total + part
-            per_dataset[name] = (part / count.clamp(min=1)).detach()
+            return self.heads[head](emb.index_select(0, rows))
+
+        total, per_dataset = per_dataset_cross_entropy(batch.datasets, batch.semantic, head_logits)
         idle = [p for i, h in enumerate(self.heads) if i not in used for p in h.parameters()]
         if idle:  # DDP expects a gradient for every parameter in every step
             total = total + 0.0 * sum(p.sum() for p in idle)

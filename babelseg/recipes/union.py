@@ -24,10 +24,9 @@ from torch import nn
 
 from babelseg.data.collate import Batch
 from babelseg.data.sample import Annotation
-from babelseg.losses.pixel_text import pixel_cross_entropy_sum
 from babelseg.models.outputs import PixelOutput
 from babelseg.models.pixel_model import PixelEmbeddingModel
-from babelseg.recipes.base import LossResult, group_by_dataset
+from babelseg.recipes.base import LossResult, per_dataset_cross_entropy
 from babelseg.recipes.label_matching import (
     matching_dataset,
     nearest_labels,
@@ -191,21 +190,17 @@ class UnionRecipe(nn.Module):
         if batch.semantic is None:
             raise ValueError("The union baseline needs semantic maps (clean or noisy masks).")
         logits = self.union_logits(output)
-        total = logits.new_zeros(())
-        per_dataset: dict[str, torch.Tensor] = {}
-        for name, idx in group_by_dataset(batch.datasets).items():
+
+        def own_logits(name: str, rows: torch.Tensor) -> torch.Tensor:
             if name not in self.dataset_index:
                 raise ValueError(
                     f"Batch has images of '{name}', which this union was not built for "
                     f"({self.datasets})."
                 )
-            rows = torch.tensor(idx, device=logits.device)
-            own = logits.index_select(0, rows).index_select(
-                1, self.dataset_index[name].to(logits.device)
-            )
-            part, count = pixel_cross_entropy_sum(own, batch.semantic.index_select(0, rows))
-            total = total + part
-            per_dataset[name] = (part / count.clamp(min=1)).detach()
+            own = self.dataset_index[name].to(logits.device)
+            return logits.index_select(0, rows).index_select(1, own)
+
+        total, per_dataset = per_dataset_cross_entropy(batch.datasets, batch.semantic, own_logits)
         return LossResult(total=total / normalisers["pixels"], per_dataset=per_dataset)
 
     def extra_state(self) -> dict:

@@ -115,6 +115,35 @@ def build_pixel_model(
     Returns:
         The model; ``model.weights_report`` holds the :class:`LoadReport` when weights were given.
     """
+    module, report = build_backbone_with_weights(
+        backbone, backbone_kwargs, weights=weights, weights_prefix=weights_prefix
+    )
+    decoder = FPNPixelDecoder(in_channels=module.out_channels, dim=decoder_dim, norm=decoder_norm)
+    head = PixelEmbeddingHead(
+        in_dim=decoder_dim, embed_dim=embed_dim, hidden_dim=head_hidden_dim, norm=decoder_norm
+    )
+    model = PixelEmbeddingModel(backbone=module, decoder=decoder, head=head)
+    model.weights_report = report
+    return model
+
+
+def build_backbone_with_weights(
+    backbone: str,
+    backbone_kwargs: dict[str, Any] | None,
+    *,
+    weights: str | Path | None = None,
+    weights_prefix: str = "",
+) -> tuple[Backbone, LoadReport | None]:
+    """A backbone, optionally started from a local weights file.
+
+    Args:
+        backbone: Backbone name (a key of :data:`BACKBONES`).
+        backbone_kwargs: Its constructor arguments.
+        weights: Local ``.safetensors`` weights (for ``"hf"``: loaded into the wrapped model).
+        weights_prefix: Prefix to strip from the file's keys.
+    Returns:
+        ``(backbone, load report or None)``.
+    """
     module = build_backbone(backbone, **(backbone_kwargs or {}))
     report: LoadReport | None = None
     if weights is not None:
@@ -128,13 +157,7 @@ def build_pixel_model(
             len(report.unexpected),
             len(report.mismatched),
         )
-    decoder = FPNPixelDecoder(in_channels=module.out_channels, dim=decoder_dim, norm=decoder_norm)
-    head = PixelEmbeddingHead(
-        in_dim=decoder_dim, embed_dim=embed_dim, hidden_dim=head_hidden_dim, norm=decoder_norm
-    )
-    model = PixelEmbeddingModel(backbone=module, decoder=decoder, head=head)
-    model.weights_report = report
-    return model
+    return module, report
 
 
 def _factory(name: str) -> Callable[..., Backbone]:

@@ -9,19 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from babelseg.models.backbones.base import Backbone
-from babelseg.models.backbones.weights import LoadReport, load_backbone_weights
-from babelseg.models.builders import build_backbone
+from babelseg.models.backbones.weights import LoadReport
+from babelseg.models.builders import build_backbone_with_weights
 from babelseg.models.decoders.fpn import FPNPixelDecoder
 from babelseg.models.heads.query_decoder import QueryDecoder
 from babelseg.models.outputs import MaskOutput
+from babelseg.models.pixel_model import OUTPUT_STRIDE, pad_to_multiple
 
 logger = logging.getLogger(__name__)
-
-OUTPUT_STRIDE = 4
 
 
 class MaskClassificationModel(nn.Module):
@@ -78,10 +76,7 @@ class MaskClassificationModel(nn.Module):
             ``class_embeddings`` ``float[B, N, D]``, ``aux`` the earlier layers' (cropped alike).
         """
         height, width = images.shape[-2:]
-        m = self.pad_multiple
-        pad_h, pad_w = (-height) % m, (-width) % m
-        if pad_h or pad_w:
-            images = F.pad(images, (0, pad_w, 0, pad_h))
+        images = pad_to_multiple(images, self.pad_multiple)
         decoded = self.decoder(self.backbone(images))
         out = self.query_decoder(decoded.mask_features, decoded.multi_scale, texts)
         out_h, out_w = math.ceil(height / OUTPUT_STRIDE), math.ceil(width / OUTPUT_STRIDE)
@@ -141,19 +136,9 @@ def build_mask_model(
     Returns:
         The model; ``model.weights_report`` holds the :class:`LoadReport` when weights were given.
     """
-    module = build_backbone(backbone, **(backbone_kwargs or {}))
-    report: LoadReport | None = None
-    if weights is not None:
-        target = module.model if backbone == "hf" else module
-        report = load_backbone_weights(target, weights, prefix=weights_prefix)
-        logger.info(
-            "Loaded %d backbone tensors from %s (%d missing, %d unexpected, %d shape mismatch)",
-            len(report.loaded),
-            weights,
-            len(report.missing),
-            len(report.unexpected),
-            len(report.mismatched),
-        )
+    module, report = build_backbone_with_weights(
+        backbone, backbone_kwargs, weights=weights, weights_prefix=weights_prefix
+    )
     decoder = FPNPixelDecoder(in_channels=module.out_channels, dim=decoder_dim, norm=decoder_norm)
     query_decoder = QueryDecoder(
         in_channels=decoder_dim,

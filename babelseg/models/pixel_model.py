@@ -38,6 +38,15 @@ def upsample_embeddings(
     return up[..., : size[0], : size[1]]
 
 
+def pad_to_multiple(images: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Zero-pad ``float[B, C, H, W]`` at the bottom and right up to multiples of ``multiple``."""
+    height, width = images.shape[-2:]
+    pad_h, pad_w = (-height) % multiple, (-width) % multiple
+    if pad_h or pad_w:
+        images = F.pad(images, (0, pad_w, 0, pad_h))
+    return images
+
+
 class PixelEmbeddingModel(nn.Module):
     """Predicts one embedding per stride-4 cell, compared with text embeddings downstream.
 
@@ -81,10 +90,7 @@ class PixelEmbeddingModel(nn.Module):
             ``(i, j)`` covers input pixels ``[4i, 4i+4) x [4j, 4j+4)``.
         """
         height, width = images.shape[-2:]
-        m = self.pad_multiple
-        pad_h, pad_w = (-height) % m, (-width) % m
-        if pad_h or pad_w:
-            images = F.pad(images, (0, pad_w, 0, pad_h))
+        images = pad_to_multiple(images, self.pad_multiple)
         features = self.backbone(images)
         decoded = self.decoder(features)
         embeddings = self.head(decoded.mask_features)

@@ -44,7 +44,7 @@ LABEL_SPACE = {
     "union": "one-hot, same names merged",
     "multihead": "one head per dataset",
     "single": "one model per dataset",
-    "lmseg": "text + learned prompts",
+    "lmseg": "text, query masks (configs/lmseg.yaml: prompts off)",
     "dataseg": "text, frozen",
     "ms3": "text + learned prompts",
     "autounify": "learned (graph + OT)",

@@ -6,56 +6,23 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_clip import tiny_clip_text_model, tiny_clip_tokenizer
 
 from babelseg.labels.encoders.clip import ClipTextEncoder, clip_encoder_id
 from babelseg.labels.encoders.factory import build_text_encoder
-
-LETTERS = "abcdefghijklmnopqrstuvwxyz"
-
-
-def _tokenizer():
-    """A CLIP BPE tokenizer over single letters plus two merges ("c a" -> "ca", "ca r</w>")."""
-    from transformers import CLIPTokenizer
-
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for suffix in ("", "</w>"):
-        for c in LETTERS:
-            vocab[c + suffix] = len(vocab)
-    vocab["ca"] = len(vocab)
-    vocab["car</w>"] = len(vocab)
-    return CLIPTokenizer(vocab=vocab, merges=[("c", "a"), ("ca", "r</w>")])
-
-
-def _model(vocab_size: int):
-    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
-
-    config = CLIPTextConfig(
-        vocab_size=vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        projection_dim=16,
-        max_position_embeddings=24,
-        bos_token_id=0,
-        eos_token_id=1,
-        pad_token_id=1,
-    )
-    torch.manual_seed(0)
-    return CLIPTextModelWithProjection(config).eval()
 
 
 @pytest.fixture(scope="module")
 def clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("tiny_clip")
-    tok = _tokenizer()
-    _model(len(tok)).save_pretrained(folder)
+    tok = tiny_clip_tokenizer()
+    tiny_clip_text_model(len(tok)).save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
 
 
 def test_tokenizer_sanity() -> None:
-    tok = _tokenizer()
+    tok = tiny_clip_tokenizer()
     assert tok.tokenize("car person") == ["car</w>", "p", "e", "r", "s", "o", "n</w>"]
     assert tok("car")["input_ids"] == [0, len(tok) - 1, 1]  # start, car</w>, end
 
@@ -93,8 +60,8 @@ def test_long_texts_are_truncated_to_the_context(clip_dir: Path) -> None:
 
 
 def test_from_modules_matches_the_folder(clip_dir: Path) -> None:
-    tok = _tokenizer()
-    model = _model(len(tok))
+    tok = tiny_clip_tokenizer()
+    model = tiny_clip_text_model(len(tok))
     enc = ClipTextEncoder.from_modules(model, tok, id="clip-test", batch_size=2)
     assert enc.id == "clip-test" and enc.dim == 16
     texts = ["car", "person", "sky"]

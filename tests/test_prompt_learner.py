@@ -5,46 +5,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny_clip import tiny_clip_text_model, tiny_clip_tokenizer
 
 from babelseg.labels.cache import CachedTextEncoder, EmbeddingCache
 from babelseg.labels.encoders.clip import ClipTextEncoder
 from babelseg.labels.encoders.hash import HashTextEncoder
 from babelseg.labels.encoders.minilm import MiniLMTextEncoder
 from babelseg.labels.prompt import PromptLearner, prompt_learner_for
-
-LETTERS = "abcdefghijklmnopqrstuvwxyz"
-
-
-def _tokenizer():
-    """CLIP BPE over single letters plus "car</w>" (as tests/test_clip_text_encoder.py)."""
-    from transformers import CLIPTokenizer
-
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for suffix in ("", "</w>"):
-        for c in LETTERS:
-            vocab[c + suffix] = len(vocab)
-    vocab["ca"] = len(vocab)
-    vocab["car</w>"] = len(vocab)
-    return CLIPTokenizer(vocab=vocab, merges=[("c", "a"), ("ca", "r</w>")])
-
-
-def _model(vocab_size: int):
-    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
-
-    config = CLIPTextConfig(
-        vocab_size=vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        projection_dim=16,
-        max_position_embeddings=24,
-        bos_token_id=0,
-        eos_token_id=1,
-        pad_token_id=1,
-    )
-    torch.manual_seed(0)
-    return CLIPTextModelWithProjection(config).eval()
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +21,8 @@ def minilm() -> MiniLMTextEncoder:
 
 @pytest.fixture(scope="module")
 def tiny_clip() -> ClipTextEncoder:
-    tok = _tokenizer()
-    return ClipTextEncoder.from_modules(_model(len(tok)), tok, id="tiny-clip")
+    tok = tiny_clip_tokenizer()
+    return ClipTextEncoder.from_modules(tiny_clip_text_model(len(tok)), tok, id="tiny-clip")
 
 
 def _set_context(learner: PromptLearner, token_ids: list[int]) -> None:

@@ -17,7 +17,7 @@ from babelseg.models.builders import build_backbone_with_weights
 from babelseg.models.decoders.fpn import FPNPixelDecoder
 from babelseg.models.heads.query_decoder import QueryDecoder
 from babelseg.models.outputs import MaskOutput
-from babelseg.models.pixel_model import OUTPUT_STRIDE, pad_to_multiple
+from babelseg.models.pixel_model import OUTPUT_STRIDE, check_finest_stride, pad_to_multiple
 
 logger = logging.getLogger(__name__)
 
@@ -42,11 +42,7 @@ class MaskClassificationModel(nn.Module):
         self, *, backbone: Backbone, decoder: FPNPixelDecoder, query_decoder: QueryDecoder
     ) -> None:
         super().__init__()
-        if list(backbone.strides)[0] != OUTPUT_STRIDE:
-            raise ValueError(
-                f"The backbone's finest level must have stride {OUTPUT_STRIDE}, got strides "
-                f"{backbone.strides}"
-            )
+        check_finest_stride(backbone)
         self.backbone = backbone
         self.decoder = decoder
         self.query_decoder = query_decoder

@@ -38,6 +38,15 @@ def upsample_embeddings(
     return up[..., : size[0], : size[1]]
 
 
+def check_finest_stride(backbone: Backbone) -> None:
+    """Raise ValueError unless the backbone's finest level has stride ``OUTPUT_STRIDE``."""
+    if list(backbone.strides)[0] != OUTPUT_STRIDE:
+        raise ValueError(
+            f"The backbone's finest level must have stride {OUTPUT_STRIDE}, got strides "
+            f"{backbone.strides}"
+        )
+
+
 def pad_to_multiple(images: torch.Tensor, multiple: int) -> torch.Tensor:
     """Zero-pad ``float[B, C, H, W]`` at the bottom and right up to multiples of ``multiple``."""
     height, width = images.shape[-2:]
@@ -63,11 +72,7 @@ class PixelEmbeddingModel(nn.Module):
         self, *, backbone: Backbone, decoder: FPNPixelDecoder, head: PixelEmbeddingHead
     ) -> None:
         super().__init__()
-        if list(backbone.strides)[0] != OUTPUT_STRIDE:
-            raise ValueError(
-                f"The backbone's finest level must have stride {OUTPUT_STRIDE}, got strides "
-                f"{backbone.strides}"
-            )
+        check_finest_stride(backbone)
         self.backbone = backbone
         self.decoder = decoder
         self.head = head

@@ -126,6 +126,47 @@ def _train_eval(
     return {n: float(scores[n]["mIoU"]) for n in eval_names}, train_s, eval_s
 
 
+PHASE_KEYS = {
+    "autounify": ["warmup_steps", "alternate_every", "remap_every"],
+    "ms3": ["prompt_steps"],
+}
+"""Recipes whose own configs set step-counted phases: the benchmark scales them to its budget."""
+
+
+def _scaled_phases(recipe: str, config: Path, steps: int) -> list[str]:
+    """Overrides that keep ``recipe``'s phases at the fractions of training its config gives
+    them (e.g. a 800-step warm-up of 2000 steps becomes 240 of 600)."""
+    if recipe not in PHASE_KEYS:
+        return []
+    import yaml
+
+    cfg = yaml.safe_load(config.read_text())
+    own_steps = int(cfg["train"]["steps"])
+    section = cfg["recipe"].get(recipe, {})
+    return [
+        f"recipe.{recipe}.{key}={max(1, round(int(section[key]) * steps / own_steps))}"
+        for key in PHASE_KEYS[recipe]
+        if key in section
+    ]
+
+
+def _unify_scores(run_dir: Path, sw: Path) -> dict:
+    """``babelseg unify --relations`` of an autounify run: mapping F1 and class counts."""
+    log = run_dir / "bench.log"
+    out = run_dir / "unify.json"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    cmd = [sys.executable, "-m", "babelseg", "unify", "--run", str(run_dir)]
+    cmd += ["--relations", str(sw / "relations.json"), "--json"]
+    with open(log, "a") as fh:
+        proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=fh, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"`babelseg unify` exited {proc.returncode}; see {log}")
+    out.write_text(proc.stdout)
+    keep = ("precision", "recall", "f1", "num_unified", "num_world")
+    return {k: v for k, v in json.loads(proc.stdout).items() if k in keep}
+
+
 def _config_of(recipe: str, configs: Path) -> tuple[Path, list[str]]:
     own = configs / f"{recipe}.yaml"
     if own.is_file():
@@ -169,10 +210,11 @@ def run_row(row: str, train: list[str], held: list[str], args) -> dict:
         overrides = [*overrides, "labels.text_mode=name"]
     else:
         config, overrides = _config_of(row, args.configs)
+        overrides = [*overrides, *_scaled_phases(row, config, args.steps)]
     scores, train_s, eval_s = _train_eval(
         config, [*overrides, data, f"train.steps={args.steps}"], work, [*train, *held], args
     )
-    return {
+    entry = {
         "config": str(config.relative_to(ROOT) if config.is_relative_to(ROOT) else config),
         "overrides": overrides,
         "steps": args.steps,
@@ -180,6 +222,9 @@ def run_row(row: str, train: list[str], held: list[str], args) -> dict:
         "train_s": train_s,
         "eval_s": eval_s,
     }
+    if row == "autounify":
+        entry["unify"] = _unify_scores(work, args.sw)
+    return entry
 
 
 def _mean(values: list[float]) -> float:
@@ -239,6 +284,24 @@ def write_table(path: Path, meta: dict, rows: dict, order: list[str]) -> str:
             "Sentence vs. name labels (SentenceLabels.txt Table 4): `sentence` encodes each "
             "class's description, `sentence-name` its bare name, everything else equal.",
         ]
+    for name in names:
+        phases = [o for o in rows[name].get("overrides", []) if o.startswith("recipe.")]
+        phases = [o for o in phases if o.split("=")[0].split(".")[-1] in PHASE_KEYS.get(name, [])]
+        if phases:
+            lines += [
+                "",
+                f"`{name}`: its config's phases scaled to this budget: "
+                + ", ".join(f"`{o}`" for o in phases)
+                + ".",
+            ]
+        u = rows[name].get("unify")
+        if u:
+            lines += [
+                "",
+                f"`{name}` learned taxonomy (`babelseg unify --relations`): pair precision "
+                f"{u['precision']:.3f}, recall {u['recall']:.3f}, F1 {u['f1']:.3f}; "
+                f"{u['num_unified']} unified classes for {u['num_world']} world classes.",
+            ]
     lines += [f"\nNote on `{n}`: {rows[n]['note']}" for n in names if rows[n].get("note")]
     total = sum(r.get("train_s", 0) + r.get("eval_s", 0) for r in rows.values())
     lines += ["", f"Total wall time of these rows: {total / 60:.1f} min."]

@@ -54,11 +54,20 @@ def _recipe(**kw):
     return AutoUnifyRecipe(model=model, label_spaces=spaces, label_texts=texts, **args), texts
 
 
+def _cross_validation(recipe, a_on_b, b_on_a):
+    """Warm-up associations (counts and mass alike) for the labelled rows; own classifiers
+    are perfect."""
+    for assoc in (recipe.assoc, recipe.assoc_soft):
+        assoc["a"]["a"][:2] = np.eye(2) * 100
+        assoc["b"]["b"][:3] = np.eye(3) * 100
+        assoc["a"]["b"][:2] = a_on_b
+        assoc["b"]["a"][:3] = b_on_a
+
+
 def test_alternation_freezes_the_network_that_does_not_train():
     recipe, _ = _recipe()
     recipe.model.backbone.requires_grad_(False)  # frozen by the trainer: must stay frozen
-    recipe.assoc["a"]["b"][:] = np.eye(2, 3) * 10
-    recipe.assoc["b"]["a"][:] = np.array([[10, 0], [10, 0], [0, 10]])
+    _cross_validation(recipe, np.eye(2, 3) * 10, np.array([[10, 0], [10, 0], [0, 10]]))
     recipe.initialise_unified()
 
     def flags():
@@ -84,9 +93,13 @@ def test_alternation_freezes_the_network_that_does_not_train():
 
 def test_cross_dataset_validation_sets_n_and_the_mappings_and_state_round_trips():
     recipe, texts = _recipe()
-    # a's road <-> b's road, a's car <-> b's car; b's lane is called road by a's classifier
-    recipe.assoc["a"]["b"][:] = np.array([[80, 15, 5], [2, 3, 95]])
-    recipe.assoc["b"]["a"][:] = np.array([[90, 10], [85, 15], [5, 95]])
+    # a's road <-> b's road, a's car <-> b's car; b's lane is called road by a's classifier,
+    # and b's lane classifier finds lanes in a's road
+    _cross_validation(
+        recipe,
+        np.array([[80, 15, 5], [2, 3, 95]]),
+        np.array([[90, 10], [85, 15], [5, 95]]),
+    )
     recipe.initialise_unified()
     assert sum(recipe.active) == 3
     assert recipe.assign["a"][:3] == [0, 1, 0] and recipe.assign["b"][:3] == [0, 2, 1]
@@ -214,3 +227,24 @@ def test_predict_space_unified_needs_a_unified_recipe(tiny_run_config, tiny_synt
         ]
     )
     assert code != 0
+
+
+def test_cross_dataset_validation_counts_unlabelled_pixels_and_skips_padding():
+    from babelseg.labels.space import IGNORE_INDEX
+
+    recipe, texts = _recipe()
+    emb = torch.randn(2, 6, 4, 4)
+    target = torch.zeros(2, 16, 16, dtype=torch.long)
+    target[:, :4] = IGNORE_INDEX  # 2 x 64 unlabelled pixels
+    target[:, 4:8] = 1
+    valid = torch.ones(2, 16, 16, dtype=torch.bool)
+    valid[:, 12:] = False  # padding: its labels are ignore too, but it is not counted
+    target[:, 12:] = IGNORE_INDEX
+    recipe._accumulate(emb, target, valid, "a", texts)
+    for assoc in (recipe.assoc, recipe.assoc_soft):
+        for name in ("a", "b"):
+            m = assoc["a"][name]
+            assert m.shape == (3, len(texts[name]))
+            assert m.sum() == pytest.approx(2 * 12 * 16)  # the valid pixels, each once
+            assert m[2].sum() == pytest.approx(2 * 4 * 16)  # unlabelled row
+            assert m[1].sum() == pytest.approx(2 * 4 * 16)

@@ -66,3 +66,47 @@ def test_two_processes_match_one_process(tiny_run_config, tmp_path):
     # only rank 0 wrote: one metrics line per step, one config
     lines = (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 3
+
+
+def test_autounify_under_torchrun_derives_the_same_classes_as_one_process(
+    tiny_run_config, tmp_path
+):
+    """The graph is idle in some phases (DDP must look for unused parameters) and each process
+    sees half the warm-up images (their associations are summed before the classes are set)."""
+    import json
+
+    cfg = tiny_run_config(
+        "ddp_autounify",
+        recipe={
+            "name": "autounify",
+            "autounify": {"warmup_steps": 4, "alternate_every": 1, "remap_every": 2},
+        },
+        train={"steps": 7, "checkpoint_every": 7, "eval_at_end": False},
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    runs = {}
+    for name, launcher, batch in [
+        ("two", ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"], 2),
+        ("one", [], 4),
+    ]:
+        proc = subprocess.run(
+            [sys.executable, *launcher, "-m", "babelseg", "train", cfg]
+            + [f"data.batch_size={batch}", f"run_dir={tmp_path / name}"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        latest = (tmp_path / name / "latest").read_text().strip()
+        state = json.loads((tmp_path / name / latest / "state.json").read_text())
+        runs[name] = state["state"]["recipe_state"]
+    two, one = runs["two"], runs["one"]
+    assert one["initialised"] and two["initialised"]
+    for key in ("assoc", "assoc_soft"):
+        for source, row in one[key].items():
+            for target, m in row.items():
+                got = torch.tensor(two[key][source][target], dtype=torch.float64)
+                want = torch.tensor(m, dtype=torch.float64)
+                assert torch.allclose(got, want, rtol=1e-4, atol=1e-3), (key, source, target)
+    assert two["active"] == one["active"] and two["assign"] == one["assign"]

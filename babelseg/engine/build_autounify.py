@@ -39,6 +39,7 @@ def build_autounify_recipe(cfg: Config, context: RecipeContext) -> AutoUnifyReci
         adjacency_scale=au.adjacency_scale,
         min_share=au.min_share,
         min_match=au.min_match,
+        min_presence=au.min_presence,
         text_weight=au.text_weight,
         text_floor=au.text_floor,
         orthogonality_tau=au.orthogonality_tau,

@@ -191,9 +191,11 @@ class AutoUnifyConfig:
         warmup_steps: Steps with per-dataset classifiers before the graph takes over (the
             cross-dataset validation that sets N runs over their second half).
         adjacency_scale: Multiplier of the learnable adjacency logits.
-        min_share: Cross-dataset validation: share both ways for two labels to merge.
-        min_match: Cross-dataset validation: geometric mean of the two shares a class needs to
-            map to a label of a dataset it has no member in.
+        min_share: Cross-dataset validation: containment both ways for two labels to merge.
+        min_match: Cross-dataset validation: containment a class needs to map to a label of a
+            dataset it has no member in.
+        min_presence: Cross-dataset validation: how often (relative to its own dataset) a
+            class must be detected in another dataset's images to map to one of its labels.
         text_weight: Cross-dataset validation: bonus of near-identical label texts in merges.
         text_floor: Text cosine similarity below which there is no bonus.
         orthogonality_tau: Temperature of the orthogonality loss.
@@ -208,7 +210,8 @@ class AutoUnifyConfig:
     warmup_steps: int = 600
     adjacency_scale: float = 10.0
     min_share: float = 0.3
-    min_match: float = 0.08
+    min_match: float = 0.3
+    min_presence: float = 0.15
     text_weight: float = 0.5
     text_floor: float = 0.6
     orthogonality_tau: float = 0.1

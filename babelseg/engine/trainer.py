@@ -237,7 +237,11 @@ class Trainer:
             # resumed run's later random numbers would differ from the uninterrupted run's
             generator=torch.Generator().manual_seed(cfg.train.seed),
         )
-        self.model = wrap_ddp(_prepare_batchnorm(self.recipe, ctx), ctx)
+        self.model = wrap_ddp(
+            _prepare_batchnorm(self.recipe, ctx),
+            ctx,
+            find_unused_parameters=bool(getattr(self.recipe, "find_unused_parameters", False)),
+        )
         self.logger = RunLogger(
             self.run_dir,
             enabled=ctx.is_main,

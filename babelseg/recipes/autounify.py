@@ -29,6 +29,7 @@ score of text k is ``log sum_r p(r | pixel) p(k | r)``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -37,12 +38,13 @@ from torch import nn
 
 from babelseg.data.collate import Batch
 from babelseg.data.sample import Annotation
+from babelseg.engine.distributed import all_reduce_sum_
 from babelseg.labels.space import IGNORE_INDEX, LabelSpace
 from babelseg.losses.pixel_text import LearnableTemperature, cosine_logits, pixel_cross_entropy_sum
 from babelseg.models.outputs import PixelOutput
 from babelseg.models.pixel_model import PixelEmbeddingModel
 from babelseg.recipes.base import LossResult, group_by_dataset
-from babelseg.unify.graph import LabelGraph
+from babelseg.unify.graph import GraphOutput, LabelGraph
 from babelseg.unify.node_count import initial_unified_classes
 from babelseg.unify.taxonomy import UnifiedClass, unified_classes
 from babelseg.unify.transport import NO_LABEL, boolean_mapping
@@ -74,6 +76,22 @@ def orthogonality_loss(unified: torch.Tensor, tau: float) -> torch.Tensor:
     x = F.normalize(unified, dim=1)
     sim = x @ x.t() / tau
     return F.cross_entropy(sim, torch.arange(len(x), device=x.device))
+
+
+@dataclass
+class UnifyOutput(PixelOutput):
+    """The pixel embeddings, plus what the loss needs from the recipe's own parameters in
+    training: computed in ``forward`` so that DistributedDataParallel finds every parameter a
+    step uses.
+
+    Attributes:
+        scale: 0-d ``1 / tau`` of the head (None in eval mode).
+        graph: The label graph's output in the segmentation and graph phases (None in the
+            warm-up and in eval mode).
+    """
+
+    scale: torch.Tensor | None = None
+    graph: GraphOutput | None = None
 
 
 class UniSegHead(nn.Module):
@@ -114,7 +132,7 @@ class AutoUnifyRecipe(nn.Module):
         warmup_steps: Steps of per-dataset classifiers before the graph takes over.
         temperature: Initial tau of the cosine logits.
         adjacency_scale: Multiplier of the adjacency logits (see :class:`LabelGraph`).
-        min_share / min_match: Thresholds of :func:`initial_unified_classes`.
+        min_share / min_match / min_presence: Thresholds of :func:`initial_unified_classes`.
         text_weight / text_floor: Text-similarity bonus of the merges (:func:`text_bonus`).
         orthogonality_tau: Temperature of the orthogonality loss.
         zero_shot_tau: Temperature of the zero-shot route (module docstring).
@@ -122,6 +140,7 @@ class AutoUnifyRecipe(nn.Module):
 
     name = "autounify"
     supported_annotations = {Annotation.CLEAN, Annotation.NOISY}
+    find_unused_parameters = True  # the graph is idle in the warm-up and segmentation phases
 
     def __init__(
         self,
@@ -139,7 +158,8 @@ class AutoUnifyRecipe(nn.Module):
         temperature: float = 0.07,
         adjacency_scale: float = 10.0,
         min_share: float = 0.3,
-        min_match: float = 0.08,
+        min_match: float = 0.3,
+        min_presence: float = 0.15,
         text_weight: float = 0.5,
         text_floor: float = 0.6,
         orthogonality_tau: float = 0.1,
@@ -179,7 +199,7 @@ class AutoUnifyRecipe(nn.Module):
         self.alternate_every = alternate_every
         self.remap_every = remap_every
         self.warmup_steps = max(0, min(warmup_steps, total_steps - 1))
-        self.min_share, self.min_match = min_share, min_match
+        self.min_share, self.min_match, self.min_presence = min_share, min_match, min_presence
         self.text_weight, self.text_floor = text_weight, text_floor
         self.orthogonality_tau, self.zero_shot_tau = orthogonality_tau, zero_shot_tau
         # state (JSON-safe in extra_state)
@@ -188,10 +208,9 @@ class AutoUnifyRecipe(nn.Module):
         self.assign: dict[str, list[int]] = {}
         self.class_of_slot: list[int] | None = None
         self.phase = "warmup"
-        self.assoc = {
-            b: {a: np.zeros((self.sizes[b], self.sizes[a])) for a in self.datasets}
-            for b in self.datasets
-        }
+        # cross-dataset validation (see _accumulate): argmax counts and probability mass
+        self.assoc = self._empty_associations()
+        self.assoc_soft = self._empty_associations()
         self._trainable: dict[str, bool] | None = None
         self._step = 0
 
@@ -199,6 +218,23 @@ class AutoUnifyRecipe(nn.Module):
     @property
     def num_slots(self) -> int:
         return self.graph.num_unified
+
+    def _empty_associations(self) -> dict[str, dict[str, np.ndarray]]:
+        """``{S: {T: zeros[|L_S| + 1, |L_T|]}}`` (the last row: pixels S leaves unlabelled)."""
+        return {
+            b: {a: np.zeros((self.sizes[b] + 1, self.sizes[a])) for a in self.datasets}
+            for b in self.datasets
+        }
+
+    def _load_associations(self, target: dict, saved: Mapping) -> None:
+        """Copy saved associations into ``target``; older runs lack the unlabelled row."""
+        for b, row in saved.items():
+            for a, m in row.items():
+                if b in target and a in target[b]:
+                    m = np.asarray(m, dtype=np.float64)
+                    if len(m) == self.sizes[b]:
+                        m = np.concatenate([m, np.zeros((1, m.shape[1]))])
+                    target[b][a] = m
 
     def _active_tensor(self, device: torch.device) -> torch.Tensor:
         return torch.tensor(self.active, dtype=torch.bool, device=device)
@@ -211,7 +247,10 @@ class AutoUnifyRecipe(nn.Module):
             "assign": {n: list(map(int, a)) for n, a in self.assign.items()},
             "class_of_slot": self.class_of_slot,
             "phase": self.phase,
-            "assoc": {b: {a: m.tolist() for a, m in row.items()} for b, row in self.assoc.items()},
+            "assoc": {b: {a: m.tolist() for a, m in r.items()} for b, r in self.assoc.items()},
+            "assoc_soft": {
+                b: {a: m.tolist() for a, m in r.items()} for b, r in self.assoc_soft.items()
+            },
         }
 
     def load_extra_state(self, state: Mapping) -> None:
@@ -230,10 +269,8 @@ class AutoUnifyRecipe(nn.Module):
         cls = state.get("class_of_slot")
         self.class_of_slot = None if cls is None else [int(c) for c in cls]
         self.phase = str(state.get("phase", "warmup"))
-        for b, row in state.get("assoc", {}).items():
-            for a, m in row.items():
-                if b in self.assoc and a in self.assoc[b]:
-                    self.assoc[b][a] = np.asarray(m, dtype=np.float64)
+        self._load_associations(self.assoc, state.get("assoc", {}))
+        self._load_associations(self.assoc_soft, state.get("assoc_soft", {}))
 
     # ------------------------------------------------------------------ schedule hooks
     def _phase_of(self, step: int) -> str:
@@ -275,14 +312,26 @@ class AutoUnifyRecipe(nn.Module):
             self.prune()
 
     # ------------------------------------------------------------------ unified classes
+    def _sum_over_processes(self) -> None:
+        """Under torchrun every process saw other images: sum their associations so every
+        process derives the same unified classes."""
+        device = self.graph.edge_logits.device  # nccl reduces CUDA tensors, gloo CPU ones
+        for assoc in (self.assoc, self.assoc_soft):
+            for row in assoc.values():
+                for name, m in row.items():
+                    total = all_reduce_sum_(torch.from_numpy(m.copy()).to(device))
+                    row[name] = total.cpu().numpy()
+
     def initialise_unified(self) -> None:
         """Cross-dataset validation -> initial unified classes -> graph init and mappings."""
+        self._sum_over_processes()
         classes = initial_unified_classes(
             self.assoc,
             self.datasets,
-            self.sizes,
+            soft=self.assoc_soft,
             min_share=self.min_share,
             min_match=self.min_match,
+            min_presence=self.min_presence,
             text_similarity=self._text_similarity(),
             text_weight=self.text_weight,
             text_floor=self.text_floor,
@@ -381,9 +430,16 @@ class AutoUnifyRecipe(nn.Module):
         return m
 
     # ------------------------------------------------------------------ forward / logits
-    def forward(self, images: torch.Tensor) -> PixelOutput:
-        """``images float[B, 3, H, W]`` -> ``PixelOutput(embeddings float[B, D, H/4, W/4])``."""
-        return self.model(images)
+    def forward(self, images: torch.Tensor) -> UnifyOutput:
+        """``images float[B, 3, H, W]`` -> :class:`UnifyOutput` (``embeddings float[B, D, H/4,
+        W/4]``; in training also the head's scale and, after the warm-up, the graph's output)."""
+        out = self.model(images)
+        if not self.training:
+            return UnifyOutput(embeddings=out.embeddings)
+        graph = None
+        if self.initialised and self.phase != "warmup":
+            graph = self._unified(out.embeddings.device, grad=self.phase == "graph")
+        return UnifyOutput(embeddings=out.embeddings, scale=self.head.temperature(), graph=graph)
 
     def _unified(self, device: torch.device, grad: bool):
         with torch.set_grad_enabled(grad):
@@ -448,18 +504,32 @@ class AutoUnifyRecipe(nn.Module):
         return {"pixels": float(pixels)}
 
     @torch.no_grad()
-    def _accumulate(self, emb: torch.Tensor, target: torch.Tensor, source: str, texts) -> None:
-        """Cross-dataset validation: every dataset's classifier on ``source``'s pixels."""
-        small = F.interpolate(target[:, None].float(), size=emb.shape[-2:], mode="nearest")
-        small = small[:, 0].long()
-        valid = small != IGNORE_INDEX
-        gt = small[valid]
-        k_src = self.sizes[source]
+    def _accumulate(
+        self, emb: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, source: str, texts
+    ) -> None:
+        """Cross-dataset validation: every dataset's classifier on ``source``'s image pixels.
+
+        Adds to ``assoc[source][name]`` the pixel counts (source's label x the classifier's
+        argmax) and to ``assoc_soft[source][name]`` the classifier's probability mass per
+        source label; the last row holds the pixels ``source`` leaves unlabelled.
+
+        Args:
+            emb: ``float[b, D, h, w]`` pixel embeddings of ``source``'s images.
+            target: ``int64[b, H, W]`` their labels (``IGNORE_INDEX`` where unlabelled).
+            valid: ``bool[b, H, W]`` real image pixels (False on padding, which is not counted).
+        """
+        gt = torch.where(target == IGNORE_INDEX, self.sizes[source], target)[valid]
+        rows = self.sizes[source] + 1  # the last row: pixels ``source`` leaves unlabelled
         for name in self.datasets:
-            pred = cosine_logits(emb, texts[name], 1.0).argmax(1)[valid]
+            logits = cosine_logits(emb, texts[name], self.head.temperature())
+            logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear")
+            pred = logits.argmax(1)[valid]
             k = self.sizes[name]
-            counts = torch.bincount(gt * k + pred, minlength=k_src * k).reshape(k_src, k)
+            counts = torch.bincount(gt * k + pred, minlength=rows * k).reshape(rows, k)
             self.assoc[source][name] += counts.cpu().numpy()
+            probs = torch.softmax(logits, 1).permute(0, 2, 3, 1)[valid]  # [P, k]
+            mass = probs.new_zeros(rows, k).index_add_(0, gt, probs)
+            self.assoc_soft[source][name] += mass.double().cpu().numpy()
 
     def loss(
         self,
@@ -484,9 +554,14 @@ class AutoUnifyRecipe(nn.Module):
         logs: dict[str, float] = {}
         total = emb.new_zeros(())
         phase = self.phase if self.initialised else "warmup"
+        # taken from the forward pass when it computed them (DDP must see every used parameter)
+        scale = getattr(output, "scale", None)
+        scale = self.head.temperature() if scale is None else scale
         if phase != "warmup":
-            graph = self._unified(emb.device, grad=phase == "graph")
-            unified_all = self.head.unified_logits(emb, graph.unified)
+            graph = getattr(output, "graph", None)
+            if graph is None:
+                graph = self._unified(emb.device, grad=phase == "graph")
+            unified_all = cosine_logits(emb, graph.unified, scale)  # eq. 4
         for name, idx in group_by_dataset(batch.datasets).items():
             if name not in self.sizes:
                 raise ValueError(
@@ -497,9 +572,10 @@ class AutoUnifyRecipe(nn.Module):
             target = batch.semantic.index_select(0, index)
             part_emb = emb.index_select(0, index)
             if phase == "warmup":
-                logits = cosine_logits(part_emb, texts[name], self.head.temperature())
+                logits = cosine_logits(part_emb, texts[name], scale)
                 if self.warmup_steps > 0 and self._collecting:
-                    self._accumulate(part_emb.detach(), target, name, texts)
+                    valid = batch.valid.index_select(0, index)
+                    self._accumulate(part_emb.detach(), target, valid, name, texts)
             else:
                 unified = unified_all.index_select(0, index)
                 if phase == "graph":
@@ -518,7 +594,7 @@ class AutoUnifyRecipe(nn.Module):
             logs["orthogonality"] = float(orth.detach())
         logs["phase_graph"] = float(phase == "graph")
         logs["unified_active"] = float(sum(self.active))
-        logs["temperature"] = float(1.0 / self.head.temperature().detach())
+        logs["temperature"] = float(1.0 / scale.detach())
         return LossResult(total=total, per_dataset=per_dataset, logs=logs)
 
     @property

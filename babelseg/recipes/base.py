@@ -11,6 +11,9 @@ A recipe is an ``nn.Module`` holding the network and its recipe-specific paramet
 - ``loss(output, batch, texts {dataset: float[K_d, D]}, *, normalisers) -> LossResult``;
 - ``forward_takes_texts = True`` (class attribute, optional): ``forward(images, texts=[float[K_b,
   D] per image])``; the trainer and predictor then pass each image's label-space embeddings;
+- ``find_unused_parameters = True`` (class attribute, optional): under torchrun, some
+  parameters get no gradient in some steps (phases that freeze part of the model); the trainer
+  tells DistributedDataParallel to look for them;
 - ``loss_counts(batch) -> {name: float}``: this process's normaliser counts (the trainer
   all-reduces them and passes them back as ``normalisers``).
 

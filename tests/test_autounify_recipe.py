@@ -248,3 +248,16 @@ def test_cross_dataset_validation_counts_unlabelled_pixels_and_skips_padding():
             assert m.sum() == pytest.approx(2 * 12 * 16)  # the valid pixels, each once
             assert m[2].sum() == pytest.approx(2 * 4 * 16)  # unlabelled row
             assert m[1].sum() == pytest.approx(2 * 4 * 16)
+
+
+def test_the_initial_adjacency_does_not_depend_on_how_fast_the_edges_learn():
+    cv = (np.array([[80, 15, 5], [2, 3, 95]]), np.array([[90, 10], [85, 15], [5, 95]]))
+    adjacency = []
+    for scale in (10.0, 40.0):
+        recipe, _ = _recipe(adjacency_scale=scale)
+        _cross_validation(recipe, *cv)
+        recipe.initialise_unified()
+        adjacency.append(recipe.graph.adjacency(recipe._active_tensor(torch.device("cpu"))))
+    assert torch.allclose(adjacency[0], adjacency[1], atol=1e-6)
+    # a mapped edge carries e^5 / (e^5 + K - 1) of its row in that dataset
+    assert float(adjacency[0][0, 0]) == pytest.approx(math.exp(5) / (math.exp(5) + 1), rel=1e-5)

@@ -190,7 +190,8 @@ class AutoUnifyConfig:
         remap_every: Steps between recomputations of the boolean mappings.
         warmup_steps: Steps with per-dataset classifiers before the graph takes over (the
             cross-dataset validation that sets N runs over their second half).
-        adjacency_scale: Multiplier of the learnable adjacency logits.
+        adjacency_scale: Multiplier of the learnable adjacency logits: how fast the graph phases
+            move the edges (the initial edges do not depend on it).
         min_share: Cross-dataset validation: containment both ways for two labels to merge.
         min_match: Cross-dataset validation: containment a class needs to map to a label of a
             dataset it has no member in.
@@ -208,7 +209,7 @@ class AutoUnifyConfig:
     alternate_every: int = 100
     remap_every: int = 200
     warmup_steps: int = 600
-    adjacency_scale: float = 10.0
+    adjacency_scale: float = 40.0
     min_share: float = 0.3
     min_match: float = 0.3
     min_presence: float = 0.15

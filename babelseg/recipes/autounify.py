@@ -49,6 +49,9 @@ from babelseg.unify.node_count import initial_unified_classes
 from babelseg.unify.taxonomy import UnifiedClass, unified_classes
 from babelseg.unify.transport import NO_LABEL, boolean_mapping
 
+INITIAL_EDGE_LOGIT = 5.0
+"""Scaled adjacency logit of the edges the cross-dataset validation maps (others start at 0)."""
+
 
 def mapped_logits(unified: torch.Tensor, mapping: torch.Tensor) -> torch.Tensor:
     """Eq. 5 in probability space: ``s_c = log sum_r M[r, c] exp(u_r)``.
@@ -156,7 +159,7 @@ class AutoUnifyRecipe(nn.Module):
         remap_every: int = 200,
         warmup_steps: int = 600,
         temperature: float = 0.07,
-        adjacency_scale: float = 10.0,
+        adjacency_scale: float = 40.0,
         min_share: float = 0.3,
         min_match: float = 0.3,
         min_presence: float = 0.15,
@@ -343,7 +346,9 @@ class AutoUnifyRecipe(nn.Module):
         text = self.graph.label_features
         for r, mapping in enumerate(classes[:n]):
             cols = [int(self.offsets[d]) + c for d, c in mapping.items() if c is not None]
-            logits[r, cols] = 0.5
+            # a mapped edge starts e^5 (~150) times as heavy as any other edge of its dataset,
+            # whatever adjacency_scale (which sets how fast the graph phases move the edges)
+            logits[r, cols] = INITIAL_EDGE_LOGIT / self.graph.adjacency_scale
             feats[r] = text[cols].mean(0)
         self.graph.initialise(edge_logits=logits, unified_features=feats)
         self.active = [r < n for r in range(self.num_slots)]

@@ -101,9 +101,7 @@ class RecipeEntry:
 
 
 RECIPES: dict[str, RecipeEntry] = {
-    "sentence": RecipeEntry(
-        build_sentence_recipe, frozenset(SentenceRecipe.supported_annotations)
-    ),
+    "sentence": RecipeEntry(build_sentence_recipe, frozenset(SentenceRecipe.supported_annotations)),
     "autounify": RecipeEntry(
         build_autounify_recipe, frozenset({Annotation.CLEAN, Annotation.NOISY})
     ),
@@ -125,9 +123,7 @@ def supported_annotations(name: str) -> set[Annotation]:
     return set(RECIPES[name].annotations)
 
 
-def build_recipe(
-    cfg: Config, *, embed_dim: int, context: RecipeContext | None = None
-) -> nn.Module:
+def build_recipe(cfg: Config, *, embed_dim: int, context: RecipeContext | None = None) -> nn.Module:
     """The recipe module (model + recipe-specific parameters) for a config.
 
     Args:

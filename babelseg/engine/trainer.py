@@ -340,9 +340,7 @@ class Trainer:
                     self.recipe.on_step_start(step)
                 with _autocast(cfg, self.device):
                     output = self._forward(batch, step_texts := self._step_texts())
-                    result = self.recipe.loss(
-                        output, batch, step_texts, normalisers=normalisers
-                    )
+                    result = self.recipe.loss(output, batch, step_texts, normalisers=normalisers)
                 # every rank must agree, or the healthy ones would wait forever in all-reduce
                 finite = torch.isfinite(result.total.detach()).float()
                 all_reduce_sum_(finite)

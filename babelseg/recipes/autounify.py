@@ -43,7 +43,7 @@ from babelseg.labels.space import IGNORE_INDEX, LabelSpace
 from babelseg.losses.pixel_text import LearnableTemperature, cosine_logits, pixel_cross_entropy_sum
 from babelseg.models.outputs import PixelOutput
 from babelseg.models.pixel_model import PixelEmbeddingModel
-from babelseg.recipes.base import LossResult, group_by_dataset
+from babelseg.recipes.base import LossResult, group_by_dataset, pixel_count
 from babelseg.unify.graph import GraphOutput, LabelGraph
 from babelseg.unify.node_count import initial_unified_classes
 from babelseg.unify.taxonomy import UnifiedClass, unified_classes
@@ -108,9 +108,12 @@ class UniSegHead(nn.Module):
         super().__init__()
         self.temperature = LearnableTemperature(temperature=temperature, learnable=True)
 
-    def unified_logits(self, embeddings: torch.Tensor, unified: torch.Tensor) -> torch.Tensor:
-        """``float[B, D, h, w]`` x ``float[N, D]`` -> ``float[B, N, h, w]`` (eq. 4)."""
-        return cosine_logits(embeddings, unified, self.temperature())
+    def unified_logits(
+        self, embeddings: torch.Tensor, unified: torch.Tensor, scale: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``float[B, D, h, w]`` x ``float[N, D]`` -> ``float[B, N, h, w]`` (eq. 4); ``scale``:
+        the head's ``1 / tau`` when the caller already has it (from the forward pass)."""
+        return cosine_logits(embeddings, unified, self.temperature() if scale is None else scale)
 
     def forward(
         self, embeddings: torch.Tensor, unified: torch.Tensor, mapping: torch.Tensor
@@ -505,8 +508,7 @@ class AutoUnifyRecipe(nn.Module):
     @staticmethod
     def loss_counts(batch: Batch) -> dict[str, float]:
         """This process's normaliser count: labelled pixels."""
-        pixels = 0 if batch.semantic is None else int((batch.semantic != IGNORE_INDEX).sum())
-        return {"pixels": float(pixels)}
+        return pixel_count(batch)
 
     @torch.no_grad()
     def _accumulate(
@@ -566,7 +568,7 @@ class AutoUnifyRecipe(nn.Module):
             graph = getattr(output, "graph", None)
             if graph is None:
                 graph = self._unified(emb.device, grad=phase == "graph")
-            unified_all = cosine_logits(emb, graph.unified, scale)  # eq. 4
+            unified_all = self.head.unified_logits(emb, graph.unified, scale)
         for name, idx in group_by_dataset(batch.datasets).items():
             if name not in self.sizes:
                 raise ValueError(

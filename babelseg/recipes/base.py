@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 import torch
 
 from babelseg.data.sample import Annotation
-from babelseg.labels.space import LabelSpace
+from babelseg.labels.space import IGNORE_INDEX, LabelSpace
 from babelseg.losses.pixel_text import pixel_cross_entropy_sum
 
 
@@ -77,6 +77,12 @@ class RecipeContext:
     label_texts: dict[str, list[str]]
     train_datasets: list[str]
     embed_dim: int
+
+
+def pixel_count(batch) -> dict[str, float]:
+    """``{"pixels": M}``: this process's labelled pixels (the usual ``loss_counts``)."""
+    pixels = 0 if batch.semantic is None else int((batch.semantic != IGNORE_INDEX).sum())
+    return {"pixels": float(pixels)}
 
 
 def group_by_dataset(datasets: list[str]) -> dict[str, list[int]]:

@@ -42,7 +42,7 @@ from babelseg.losses.multi_label import (
 from babelseg.losses.pixel_text import cosine_logits
 from babelseg.models.outputs import PixelOutput
 from babelseg.models.pixel_model import OUTPUT_STRIDE, PixelEmbeddingModel
-from babelseg.recipes.base import LossResult, group_by_dataset
+from babelseg.recipes.base import LossResult, group_by_dataset, pixel_count
 
 
 @dataclass
@@ -264,8 +264,7 @@ class MS3Recipe(nn.Module):
     @staticmethod
     def loss_counts(batch: Batch) -> dict[str, float]:
         """Labelled pixels of this process (the normaliser of both pairing losses)."""
-        pixels = 0 if batch.semantic is None else int((batch.semantic != 255).sum())
-        return {"pixels": float(pixels)}
+        return pixel_count(batch)
 
     # ------------------------------------------------------------------ losses
     def _positives(self, language: torch.Tensor) -> dict[str, torch.Tensor]:

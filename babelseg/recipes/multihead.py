@@ -23,9 +23,8 @@ from babelseg.data.collate import Batch
 from babelseg.data.sample import Annotation
 from babelseg.models.outputs import PixelOutput
 from babelseg.models.pixel_model import PixelEmbeddingModel
-from babelseg.recipes.base import LossResult, per_dataset_cross_entropy
+from babelseg.recipes.base import LossResult, per_dataset_cross_entropy, pixel_count
 from babelseg.recipes.label_matching import matching_dataset, nearest_labels, split_rows
-from babelseg.recipes.union import pixel_count
 
 
 class MultiHeadRecipe(nn.Module):

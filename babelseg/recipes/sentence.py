@@ -29,7 +29,7 @@ from babelseg.losses.noisy_truncation import truncated_pixel_cross_entropy_sum
 from babelseg.losses.pixel_text import LearnableTemperature, cosine_logits, pixel_cross_entropy_sum
 from babelseg.models.outputs import PixelOutput
 from babelseg.models.pixel_model import PixelEmbeddingModel
-from babelseg.recipes.base import LossResult, group_by_dataset
+from babelseg.recipes.base import LossResult, group_by_dataset, pixel_count
 
 
 def distillation_boxes(sample, image_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -124,13 +124,12 @@ class SentenceRecipe(nn.Module):
     def loss_counts(batch: Batch) -> dict[str, float]:
         """This process's normaliser counts: labelled pixels (M) and distilled boxes (P)."""
         size = (int(batch.images.shape[-2]), int(batch.images.shape[-1]))
-        pixels = 0 if batch.semantic is None else int((batch.semantic != 255).sum())
         boxes = sum(
             len(distillation_boxes(s, size)[0])
             for s in batch.samples
             if s.annotation == Annotation.BOXES
         )
-        return {"pixels": float(pixels), "boxes": float(boxes)}
+        return {**pixel_count(batch), "boxes": float(boxes)}
 
     def _box_loss(
         self, embeddings: torch.Tensor, batch: Batch, idx: list[int], text: torch.Tensor

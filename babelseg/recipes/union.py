@@ -26,19 +26,13 @@ from babelseg.data.collate import Batch
 from babelseg.data.sample import Annotation
 from babelseg.models.outputs import PixelOutput
 from babelseg.models.pixel_model import PixelEmbeddingModel
-from babelseg.recipes.base import LossResult, per_dataset_cross_entropy
+from babelseg.recipes.base import LossResult, per_dataset_cross_entropy, pixel_count
 from babelseg.recipes.label_matching import (
     matching_dataset,
     nearest_labels,
     split_rows,
     union_of_names,
 )
-
-
-def pixel_count(batch: Batch) -> dict[str, float]:
-    """Normaliser counts of the one-hot baselines: labelled pixels ``M``."""
-    pixels = 0 if batch.semantic is None else int((batch.semantic != 255).sum())
-    return {"pixels": float(pixels)}
 
 
 def linear_logits(

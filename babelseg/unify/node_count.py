@@ -218,13 +218,14 @@ def map_groups(
     hold. A group whose candidates are all rejected maps to nothing there.
     """
     evidence = assoc if soft is None else soft
+    contained = {(s, t): containment(evidence, s, t) for s in datasets for t in datasets if s != t}
     group_of = {(n, c): g for g, group in enumerate(groups) for n, c in group.items()}
     claims = []  # (score, group, target, label)
     for g, group in enumerate(groups):
         for target in datasets:
             if target in group:
                 continue
-            rows = [containment(evidence, s, target)[c] for s, c in group.items()]
+            rows = [contained[(s, target)][c] for s, c in group.items()]
             rows = [r for r in rows if r.sum() > 0]
             if not rows:
                 continue

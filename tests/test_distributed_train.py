@@ -103,10 +103,24 @@ def test_autounify_under_torchrun_derives_the_same_classes_as_one_process(
         runs[name] = state["state"]["recipe_state"]
     two, one = runs["two"], runs["one"]
     assert one["initialised"] and two["initialised"]
+    # The derived taxonomy must be identical: it is what the test is about.
+    assert two["active"] == one["active"] and two["assign"] == one["assign"]
+    # The associations are float accumulations over pixels. The two runs' weights differ by
+    # gradient summation order (~1e-7), so a pixel whose two best classes are tied to that
+    # precision can take the other argmax: on one machine 1171 vs 1172 of ~16k pixels. Allow a
+    # handful of flipped pixels per matrix (0.5 % of its mass, at least 4), on any machine.
     for key in ("assoc", "assoc_soft"):
         for source, row in one[key].items():
             for target, m in row.items():
                 got = torch.tensor(two[key][source][target], dtype=torch.float64)
                 want = torch.tensor(m, dtype=torch.float64)
-                assert torch.allclose(got, want, rtol=1e-4, atol=1e-3), (key, source, target)
-    assert two["active"] == one["active"] and two["assign"] == one["assign"]
+                assert got.shape == want.shape, (key, source, target)
+                assert abs(float(got.sum() - want.sum())) <= 1e-6 * float(want.sum()) + 1e-3, (
+                    key,
+                    source,
+                    target,
+                    "the two runs saw different pixels",
+                )
+                moved = float((got - want).abs().sum()) / 2
+                allowed = max(4.0, 0.005 * float(want.sum()))
+                assert moved <= allowed, (key, source, target, moved, allowed)

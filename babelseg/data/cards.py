@@ -1,63 +1,46 @@
 """Built-in label cards: label spaces of well-known datasets, named in datasets.yaml.
 
-Usage in a declaration: ``labels: {card: NAME, ...}``. Cards (``CARDS``, a plain dict):
+Usage in a declaration: ``labels: {card: NAME, ...}``. The class lists, colours and one-sentence
+descriptions live in ``babelseg/data/card_files/<dataset>.yaml``; where the dataset ships its own
+metadata file, the card reads it (key ``file``, relative to the dataset root). Every card whose
+dataset uses 1-based or gapped values also takes ``values: disk`` (default: the dataset's own
+on-disk values) or ``values: index`` (value = class index 0..K-1 with 255 ignore, the layout
+detectron2's and mmsegmentation's converters write, e.g. ADE20K ``annotations_detectron2``).
+The README lists every card with the folder layout it expects. ``CARDS`` is a plain dict.
 
-* ``coco-json``: the ``categories`` of a COCO JSON: name, ``isthing``, value = category id
-  (ids keep their gaps). Keys: ``split`` (whose ``json`` to read; default the first split) or
-  ``file`` (a JSON relative to the dataset root: a COCO file or a bare category list, e.g.
-  ``panoptic_coco_categories.json``). A category without ``isthing`` is a thing for
-  ``coco-instances`` data and stuff otherwise. 0 and 255 (unless they are category ids) are
-  ignore values, for PNG exports that use them as "no category".
-* ``ade20k-150``: the 150 ADE20K SceneParsing classes from ``objectInfo150.csv`` (key ``file``,
-  relative to the dataset root, default ``objectInfo150.csv``): the name is the first name
-  before ``;`` in the Name column, ``is_thing`` is ``Stuff == 0``. Values are the on-disk values
-  1..150 and 0 (and 255) are ignore values, so the label PNGs are read as they are: do **not**
-  set ``reduce_zero_label`` with this card. The CSV commonly distributed (CSAIL) replaced the
-  spaces of multi-word names by ``;`` too ("screen;door;screen"), which turns "screen door"
-  into "screen" (a duplicate of class 131) and "coffee table" into "coffee". Where the first
-  token is the first word of the standard name of that index, the standard name is used.
-* ``cityscapes``: the 19 Cityscapes evaluation classes. Key ``ids``: ``train`` (default;
-  ``*_labelTrainIds.png``: values 0..18, 255 ignore) or ``label`` (``*_labelIds.png`` and the
-  panoptic category ids: each class at its labelId; the 15 other ids of the 34-id table and 255
-  are ignore values, so they are not reported as unknown).
+* ``coco-json``: the ``categories`` of a COCO JSON (``split`` or ``file``), value = category id;
+  descriptions from the COCO card files when the names match.
+* ``coco-panoptic-133``: the 133 COCO panoptic classes (carried), value = category id.
+* ``coco-stuff-171`` / ``coco-stuff-182``: COCO-Stuff label PNGs, value = COCO id - 1.
+* ``ade20k-150``: names from ``objectInfo150.csv`` or ``.txt``; values 1..150, 0 ignore. Do
+  **not** set ``reduce_zero_label`` with it. The CSAIL CSV replaced the spaces of multi-word names
+  by ``;`` ("screen;door;screen"); where the first token is the first word of the standard name of
+  that index, the standard name is used.
+* ``ade20k-847`` / ``pascal-context-459``: names from the user's list (``file``, required).
+* ``cityscapes`` (``ids: train`` or ``label``), ``bdd100k``, ``idd``, ``mapillary-v1.2`` /
+  ``mapillary-v2.0`` (``config_v*.json`` when present), ``pascal-voc``, ``pascal-context-59``,
+  ``sun-rgbd``, ``loveda``, ``camvid``, ``camvid-32`` (colour-coded).
 """
 
 from __future__ import annotations
 
-import csv
+import functools
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from babelseg.data import card_metadata as meta
+from babelseg.data.card_data import (
+    card_classes,
+    class_def,
+    descriptions,
+    load_card_file,
+    space_with_layout,
+)
 from babelseg.data.declaration import DatasetDecl
 from babelseg.labels.space import IGNORE_INDEX, ClassDef, LabelSpace
 
-# (name, labelId, colour) of the 19 Cityscapes training classes, in trainId order.
-CITYSCAPES_CLASSES: tuple[tuple[str, int, tuple[int, int, int]], ...] = (
-    ("road", 7, (128, 64, 128)),
-    ("sidewalk", 8, (244, 35, 232)),
-    ("building", 11, (70, 70, 70)),
-    ("wall", 12, (102, 102, 156)),
-    ("fence", 13, (190, 153, 153)),
-    ("pole", 17, (153, 153, 153)),
-    ("traffic light", 19, (250, 170, 30)),
-    ("traffic sign", 20, (220, 220, 0)),
-    ("vegetation", 21, (107, 142, 35)),
-    ("terrain", 22, (152, 251, 152)),
-    ("sky", 23, (70, 130, 180)),
-    ("person", 24, (220, 20, 60)),
-    ("rider", 25, (255, 0, 0)),
-    ("car", 26, (0, 0, 142)),
-    ("truck", 27, (0, 0, 70)),
-    ("bus", 28, (0, 60, 100)),
-    ("train", 31, (0, 80, 100)),
-    ("motorcycle", 32, (0, 0, 230)),
-    ("bicycle", 33, (119, 11, 32)),
-)
-CITYSCAPES_THINGS = frozenset(
-    {"person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle"}
-)
-CITYSCAPES_NUM_LABEL_IDS = 34  # labelIds 0..33
+CardBuilder = Callable[[Mapping[str, Any], DatasetDecl], LabelSpace]
 
 # Standard multi-word names of ADE20K-150 classes (1-based index) whose words the common
 # objectInfo150.csv separates with ';' like synonyms.
@@ -73,7 +56,7 @@ ADE20K_MULTIWORD_NAMES: dict[int, str] = {
     92: "dirt track",
     106: "conveyer belt",
     110: "swimming pool",
-    123: "trade name",
+    124: "trade name",
     137: "traffic light",
     142: "crt screen",
     145: "bulletin board",
@@ -98,10 +81,33 @@ def _under_root(decl: DatasetDecl, file: str) -> Path:
     return p if p.is_absolute() else decl.root / p
 
 
+def _layout(spec: Mapping[str, Any]) -> str:
+    return str(spec.get("values", "disk"))
+
+
+def _first_existing(decl: DatasetDecl, spec: Mapping[str, Any], defaults: tuple[str, ...]):
+    """The card's ``file`` (must exist later), or the first default file that exists, or None."""
+    if "file" in spec:
+        return _under_root(decl, str(spec["file"]))
+    for name in defaults:
+        if (decl.root / name).is_file():
+            return decl.root / name
+    return None
+
+
+def carried_card(stem: str, spec: Mapping[str, Any], decl: DatasetDecl) -> LabelSpace:
+    """A card whose class list is carried in ``card_files/<stem>.yaml``."""
+    _check_keys(spec, {"values"}, decl)
+    data = load_card_file(stem)
+    classes = card_classes(stem)
+    ignore = tuple(int(v) for v in data.get("ignore_values", [IGNORE_INDEX]))
+    return space_with_layout(
+        classes, ignore, layout=_layout(spec), name=decl.name, where=_where(decl)
+    )
+
+
 def coco_json_card(spec: Mapping[str, Any], decl: DatasetDecl) -> LabelSpace:
     """Label space from the ``categories`` of a COCO (instances or panoptic) JSON."""
-    from babelseg.data.readers.coco_instances import load_json
-
     _check_keys(spec, {"split", "file"}, decl)
     if "file" in spec:
         path = _under_root(decl, str(spec["file"]))
@@ -114,19 +120,16 @@ def coco_json_card(spec: Mapping[str, Any], decl: DatasetDecl) -> LabelSpace:
                 "none; give `file: path/to/categories.json` in the card."
             )
         path = Path(paths["json"])
-    data = load_json(path, "COCO JSON for card 'coco-json'")
-    cats = data.get("categories") if isinstance(data, Mapping) else data
-    if not isinstance(cats, list) or not cats:
-        raise ValueError(f"{path}: no 'categories' list; card 'coco-json' needs one.")
+    cats = meta.read_coco_categories(path)
     default_thing = decl.format == "coco-instances"
+    known = descriptions("coco-panoptic-133", "coco-stuff")
     classes = []
     for c in cats:
-        if not isinstance(c, Mapping) or "id" not in c or "name" not in c:
-            raise ValueError(f"{path}: every category needs 'id' and 'name' (got {c!r}).")
         color = c.get("color")
         classes.append(
             ClassDef(
                 name=str(c["name"]),
+                description=known.get(str(c["name"])),
                 is_thing=bool(c.get("isthing", default_thing)),
                 value=int(c["id"]),
                 color=tuple(int(v) for v in color) if color else None,  # type: ignore[arg-type]
@@ -138,30 +141,51 @@ def coco_json_card(spec: Mapping[str, Any], decl: DatasetDecl) -> LabelSpace:
 
 
 def ade20k_card(spec: Mapping[str, Any], decl: DatasetDecl) -> LabelSpace:
-    """The ADE20K-150 label space from ``objectInfo150.csv`` (values 1..150, 0 ignore)."""
-    _check_keys(spec, {"file"}, decl)
-    path = _under_root(decl, str(spec.get("file", "objectInfo150.csv")))
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{_where(decl)}: card 'ade20k-150' reads class names from {path}, which does not "
-            "exist. Put objectInfo150.csv (ADE20K SceneParsing) there or set `file:` in the card."
-        )
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows or "Name" not in rows[0] or "Idx" not in rows[0]:
-        raise ValueError(f"{path}: expected a CSV with columns Idx and Name (objectInfo150.csv).")
-    if sorted(int(r["Idx"]) for r in rows) != list(range(1, 151)):
+    """ADE20K-150 from ``objectInfo150.csv``/``.txt`` (values 1..150, 0 ignore)."""
+    _check_keys(spec, {"file", "values"}, decl)
+    path = _first_existing(decl, spec, ("objectInfo150.csv", "objectInfo150.txt"))
+    if path is None:
+        path = decl.root / "objectInfo150.csv"
+    rows = meta.read_ade_object_info(path)
+    if sorted(r.value for r in rows) != list(range(1, 151)):
         raise ValueError(f"{path}: expected the 150 rows Idx 1..150 of ADE20K-150.")
+    carried = {int(e["value"]): e for e in load_card_file("ade20k-150")["classes"]}
     classes = []
-    for r in sorted(rows, key=lambda r: int(r["Idx"])):
-        idx = int(r["Idx"])
-        name = r["Name"].split(";")[0].strip()
-        full = ADE20K_MULTIWORD_NAMES.get(idx)
+    for r in sorted(rows, key=lambda r: r.value):
+        name = r.name
+        full = ADE20K_MULTIWORD_NAMES.get(r.value)
         if full is not None and full.split()[0] == name:
             name = full
-        is_thing = str(r.get("Stuff", "0")).strip() == "0"
-        classes.append(ClassDef(name=name, is_thing=is_thing, value=idx))
-    return LabelSpace(classes, name=decl.name, ignore_values=(0, IGNORE_INDEX))
+        standard = carried[r.value]
+        same = name == standard["name"]
+        classes.append(
+            ClassDef(
+                name=name,
+                description=standard["description"] if same else None,
+                is_thing=standard["is_thing"] if r.is_thing is None else r.is_thing,
+                value=r.value,
+                color=tuple(standard["color"]),  # type: ignore[arg-type]
+            )
+        )
+    return space_with_layout(
+        classes, (0, IGNORE_INDEX), layout=_layout(spec), name=decl.name, where=_where(decl)
+    )
+
+
+def name_list_card(stem: str, spec: Mapping[str, Any], decl: DatasetDecl) -> LabelSpace:
+    """ADE20K-847 / Pascal Context 459: names (and ids) from the user's list file."""
+    _check_keys(spec, {"file"}, decl)
+    if "file" not in spec:
+        raise ValueError(
+            f"{_where(decl)}: card '{spec['card']}' reads its class names from the dataset's "
+            "list; give `file: path/to/names.txt` (one name, or 'id: name', per line)."
+        )
+    path = _under_root(decl, str(spec["file"]))
+    rows = meta.read_name_list(path)
+    classes = [ClassDef(name=r.name, value=r.value) for r in rows]
+    used = {r.value for r in rows}
+    ignore = tuple(int(v) for v in load_card_file(stem)["ignore_values"] if v not in used)
+    return LabelSpace(classes, name=decl.name, ignore_values=ignore)
 
 
 def cityscapes_card(spec: Mapping[str, Any], decl: DatasetDecl) -> LabelSpace:
@@ -173,28 +197,84 @@ def cityscapes_card(spec: Mapping[str, Any], decl: DatasetDecl) -> LabelSpace:
             f"{_where(decl)}: card 'cityscapes' takes `ids: train` (labelTrainIds) or "
             f"`ids: label` (labelIds / panoptic category ids), not '{ids}'."
         )
-    classes = [
-        ClassDef(
-            name=name,
-            is_thing=name in CITYSCAPES_THINGS,
-            value=train_id if ids == "train" else label_id,
-            color=color,
-        )
-        for train_id, (name, label_id, color) in enumerate(CITYSCAPES_CLASSES)
-    ]
+    data = load_card_file("cityscapes")
     if ids == "train":
-        ignore: tuple[int, ...] = (IGNORE_INDEX,)
-    else:
-        used = {label_id for _, label_id, _ in CITYSCAPES_CLASSES}
-        ignore = tuple(v for v in range(CITYSCAPES_NUM_LABEL_IDS) if v not in used)
-        ignore += (IGNORE_INDEX,)  # license plate (-1) as stored in 8-bit files
+        return LabelSpace(card_classes("cityscapes"), name=decl.name, ignore_values=(255,))
+    classes = [class_def(e, value=int(e["label_id"])) for e in data["classes"]]
+    ignore = tuple(int(e["label_id"]) for e in data["other_label_ids"])
+    ignore += (IGNORE_INDEX,)  # license plate (-1) as stored in 8-bit files
     return LabelSpace(classes, name=decl.name, ignore_values=ignore)
 
 
-CARDS: dict[str, Callable[[Mapping[str, Any], DatasetDecl], LabelSpace]] = {
+def mapillary_card(version: str, spec: Mapping[str, Any], decl: DatasetDecl) -> LabelSpace:
+    """Mapillary Vistas from ``config_v<version>.json`` when present, else the carried list."""
+    _check_keys(spec, {"file"}, decl)
+    stem = f"mapillary-v{version}"
+    data = load_card_file(stem)
+    expected = len(data["classes"]) + 1  # + Unlabeled
+    path = _first_existing(decl, spec, (f"config_v{version}.json", "config.json"))
+    if path is None:
+        ignore = tuple(int(v) for v in data["ignore_values"])
+        return LabelSpace(card_classes(stem), name=decl.name, ignore_values=ignore)
+    rows = meta.read_mapillary_config(path)
+    if len(rows) != expected:
+        other = {66: "1.2", 124: "2.0"}.get(len(rows))
+        hint = f"; it looks like v{other}: use card 'mapillary-v{other}'" if other else ""
+        raise ValueError(
+            f"{path}: has {len(rows)} labels but Mapillary Vistas v{version} has {expected}{hint}."
+        )
+    known = descriptions(stem)
+    classes, ignore = [], []
+    for r in rows:
+        if r.name.lower() == "unlabeled":
+            ignore.append(r.value)
+            continue
+        classes.append(
+            ClassDef(
+                name=r.name,
+                description=known.get(r.name),
+                is_thing=bool(r.is_thing),
+                value=r.value,
+                color=r.color,
+            )
+        )
+    return LabelSpace(classes, name=decl.name, ignore_values=(*ignore, IGNORE_INDEX))
+
+
+def coco_stuff_card(count: int, spec: Mapping[str, Any], decl: DatasetDecl) -> LabelSpace:
+    """COCO-Stuff label PNGs (value = COCO id - 1); 171 leaves out the 11 unused thing ids."""
+    _check_keys(spec, {"values"}, decl)
+    entries = load_card_file("coco-stuff")["classes"]
+    keep = [count == 182 or bool(e["in_171"]) for e in entries]
+    classes = card_classes("coco-stuff", where=keep)
+    return space_with_layout(
+        classes, (IGNORE_INDEX,), layout=_layout(spec), name=decl.name, where=_where(decl)
+    )
+
+
+def _carried(stem: str) -> CardBuilder:
+    return functools.partial(carried_card, stem)
+
+
+CARDS: dict[str, CardBuilder] = {
     "coco-json": coco_json_card,
+    "coco-panoptic-133": _carried("coco-panoptic-133"),
+    "coco-stuff-171": functools.partial(coco_stuff_card, 171),
+    "coco-stuff-182": functools.partial(coco_stuff_card, 182),
     "ade20k-150": ade20k_card,
+    "ade20k-847": functools.partial(name_list_card, "ade20k-847"),
     "cityscapes": cityscapes_card,
+    "bdd100k": _carried("bdd100k"),
+    "idd": _carried("idd"),
+    "mapillary-v1.2": functools.partial(mapillary_card, "1.2"),
+    "mapillary-v2.0": functools.partial(mapillary_card, "2.0"),
+    "pascal-voc": _carried("pascal-voc"),
+    "pascal-context-59": _carried("pascal-context-59"),
+    "pascal-context-459": functools.partial(name_list_card, "pascal-context-459"),
+    "sun-rgbd": _carried("sun-rgbd"),
+    "loveda": _carried("loveda"),
+    "camvid": _carried("camvid"),
+    "camvid-32": _carried("camvid-32"),
 }
 
 
@@ -216,3 +296,36 @@ def build_card(spec: dict, decl: DatasetDecl) -> LabelSpace:
             f"{_where(decl)}: unknown label card '{name}'; valid cards: {sorted(CARDS)}."
         )
     return CARDS[name](spec, decl)
+
+
+def card_space(
+    card: str, *, file: str | Path | None = None, root: str | Path = ".", name: str = ""
+) -> LabelSpace:
+    """A card's label space outside a datasets.yaml (e.g. ``babelseg score --card``).
+
+    Args:
+        card: The card name (a key of ``CARDS``).
+        file: The card's metadata file (its ``file`` key), if it reads one.
+        root: Folder that relative paths and default metadata files are looked up in.
+        name: Name of the space (default: the card name).
+    """
+    from babelseg.data.sample import Annotation, Task
+
+    spec: dict[str, Any] = {"card": card}
+    if file is not None:
+        spec["file"] = str(Path(file).resolve())
+    decl = DatasetDecl(
+        name=name or card,
+        format="semantic-png",
+        root=Path(root).resolve(),
+        task=Task.SEMANTIC,
+        annotation=Annotation.CLEAN,
+        heldout=False,
+        labels_spec=spec,
+        splits={},
+        source="--card",
+    )
+    return build_card(spec, decl)
+
+
+__all__ = ["ADE20K_MULTIWORD_NAMES", "CARDS", "build_card", "card_space"]

@@ -21,7 +21,9 @@ from typing import Any
 import numpy as np
 
 from babelseg.data.declaration import DatasetDecl, resolve_label_space
-from babelseg.data.image_io import image_size, read_label_png, read_panoptic_png
+from babelseg.data.image_io import image_size, read_panoptic_png
+from babelseg.data.label_audit import declaration_problems, histogram_problems
+from babelseg.data.label_encoding import label_decoder
 from babelseg.data.readers import coco_instances as ci
 from babelseg.data.readers import coco_panoptic as cp
 from babelseg.data.readers import semantic_png as sp
@@ -150,6 +152,10 @@ def _check_semantic(decl: DatasetDecl, split: str, space: LabelSpace, rep: Split
     where = f"dataset '{decl.name}', split '{split}'"
     index = sp.index_split(decl, split)
     table, known = sp.value_table(space, decl.options, f"{decl.source} ({where})")
+    decoder = label_decoder(space, decl.options, f"{decl.source} ({where})")
+    rep.problems.extend(
+        f"{decl.source} ({where}): {p}" for p in declaration_problems(space, decl.options)
+    )
     rep.num_images = len(index.items) + len(index.missing_labels)
     for stem in index.missing_images:
         rep.problems.append(
@@ -169,7 +175,7 @@ def _check_semantic(decl: DatasetDecl, split: str, space: LabelSpace, rep: Split
             rep.problems.append(_error_text(e, item.image))
             continue
         try:
-            raw = read_label_png(item.label)
+            raw = decoder.read(item.label)
         except Exception as e:
             rep.problems.append(_error_text(e, item.label))
             continue
@@ -185,6 +191,11 @@ def _check_semantic(decl: DatasetDecl, split: str, space: LabelSpace, rep: Split
     classes = table != IGNORE_INDEX
     per_class = np.bincount(table[classes], weights=hist[classes], minlength=len(space))
     rep.pixel_counts = _per_class(space, per_class.astype(np.int64))
+    rep.problems.extend(
+        histogram_problems(
+            hist, table=table, known=known, space=space, options=decl.options, where=where
+        )
+    )
 
 
 def _count_segment(

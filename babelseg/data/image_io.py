@@ -6,7 +6,9 @@ Label PNGs come in three single-channel flavours, all read as raw integer values
 * 16-bit (``"I;16"``, ``"I;16B"``, ``"I"``): the pixel values (0..65535);
 * palette (``"P"``): the palette *indices*, never the colours the palette maps them to.
 
-RGB label PNGs are refused by :func:`read_label_png` (their colours are not class ids); the COCO
+RGB label PNGs whose three channels are equal are read as grey; other RGB label PNGs are
+refused by :func:`read_label_png` (colour-coded labels are read by
+``babelseg.data.label_encoding`` with ``label_encoding: color``); the COCO
 panoptic format, whose RGB colours encode segment ids, is read by :func:`read_panoptic_png`.
 """
 
@@ -92,22 +94,29 @@ def read_label_png(path: str | Path) -> np.ndarray:
     """Read a single-channel label image as raw on-disk values.
 
     Args:
-        path: Label PNG: grey 8-bit, 16-bit or palette mode.
+        path: Label PNG: grey 8-bit, 16-bit, palette mode, or RGB with equal channels.
     Returns:
         ``uint8[H, W]`` (8-bit and palette: palette indices) or ``uint16[H, W]`` (16-bit).
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: unreadable file, an RGB/RGBA label image, or values outside 0..65535.
+        ValueError: unreadable file, an RGB/RGBA label image whose channels differ, or values
+            outside 0..65535.
     """
     with _open(path) as im:
         mode = im.mode
+        if mode in ("RGB", "RGBA"):
+            _load(im, path)
+            rgb = np.asarray(im, dtype=np.uint8)[..., :3]
+            if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 0] == rgb[..., 2]).all():
+                return np.ascontiguousarray(rgb[..., 0])  # grey values saved as RGB
         if mode not in _GREY_MODES:
             hint = ""
             if mode in ("RGB", "RGBA"):
                 hint = (
-                    " Colour label images are not class ids: convert them to single-channel ids "
-                    "(grey, 16-bit or palette PNG; e.g. save a palette PNG whose indices are the "
-                    "class values), or use the coco-panoptic format if the colours encode segments."
+                    " Its channels differ, so it is colour-coded: set the option "
+                    "`label_encoding: color` (colours from the label YAML or card), convert it to "
+                    "single-channel ids (grey, 16-bit or palette PNG), or use the coco-panoptic "
+                    "format if the colours encode segments."
                 )
             raise ValueError(
                 f"Label image {path} has mode '{mode}'; semantic labels must be single-channel "

@@ -19,6 +19,13 @@ Options (``options:`` of the declaration):
 * ``id_map`` (``{raw: target}``): explicit table for on-disk values, applied before the lookup
   and instead of ``reduce_zero_label`` for the values it lists. ``target`` is a label-space value
   (int), a class name (str), or null (ignore). Values it does not list pass through unchanged.
+* ``label_encoding`` (``values`` | ``color``) and ``ignore_colors``: single-channel or
+  colour-coded label files (see ``babelseg.data.label_encoding``).
+* ``confirmed_ignore`` (list of values): ignore values that really are unlabelled pixels, for the
+  mislabelling checks of ``babelseg datasets check`` (see ``babelseg.data.label_audit``).
+
+``reduce_zero_label`` on a label space whose classes start at 1 (e.g. card ``ade20k-150``) is an
+error: it would shift every class onto its neighbour.
 
 Every raw value is resolved through one ``int64[65536]`` table, so decoding a label is one
 indexing operation and ``babelseg datasets check`` can count raw values before the lookup.
@@ -34,13 +41,21 @@ from pathlib import Path
 import numpy as np
 
 from babelseg.data.declaration import DatasetDecl
-from babelseg.data.image_io import read_label_png, read_rgb
+from babelseg.data.image_io import read_rgb
+from babelseg.data.label_audit import declaration_problems
+from babelseg.data.label_encoding import label_decoder
 from babelseg.data.readers.base import DatasetReader
 from babelseg.data.sample import Sample
 from babelseg.labels.space import IGNORE_INDEX, MAX_DISK_VALUE, LabelSpace
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-OPTION_KEYS = ("reduce_zero_label", "id_map")
+OPTION_KEYS = (
+    "reduce_zero_label",
+    "id_map",
+    "label_encoding",
+    "ignore_colors",
+    "confirmed_ignore",
+)
 DEFAULT_LABEL_PATTERN = "{stem}.png"
 
 
@@ -278,7 +293,11 @@ class SemanticPngReader(DatasetReader):
                 f"{first}). Fix label_pattern or the labels folder, or leave those images out "
                 "with a split_file."
             )
+        problems = declaration_problems(label_space, decl.options)
+        if problems:
+            raise ValueError(f"{where}: {problems[0]}")
         self.table, self.known = value_table(label_space, decl.options, where)
+        self.decoder = label_decoder(label_space, decl.options, where)
 
     def __len__(self) -> int:
         return len(self.index.items)
@@ -288,7 +307,7 @@ class SemanticPngReader(DatasetReader):
 
     def raw_label(self, index: int) -> np.ndarray:
         """``uint8|uint16[H, W]`` on-disk label values of image ``index``."""
-        return read_label_png(self.index.items[index].label)
+        return self.decoder.read(self.index.items[index].label)
 
     def __getitem__(self, index: int) -> Sample:
         """Decode image ``index``.
@@ -301,7 +320,7 @@ class SemanticPngReader(DatasetReader):
         """
         item = self.index.items[index]
         image = read_rgb(item.image)
-        raw = read_label_png(item.label)
+        raw = self.decoder.read(item.label)
         self._check_same_size(
             image,
             item.image,

@@ -193,7 +193,7 @@ def test_check_instances(tmp_path):
 
 # ------------------------------------------------------------------ cards
 def test_cards(tmp_path):
-    assert sorted(CARDS) == ["ade20k-150", "cityscapes", "coco-json"]
+    assert {"ade20k-150", "cityscapes", "coco-json"} <= set(CARDS)
     splits = {"val": {"images": "i", "labels": "l"}}
     rows = ["Idx,Ratio,Train,Val,Stuff,Name"]
     for i in range(1, 151):
@@ -246,9 +246,7 @@ def test_cards(tmp_path):
     assert label.unknown_values(np.array([0, 3, 15, 7, 33, 34, 255])) == {34: 1}
     with pytest.raises(ValueError, match="`ids: train`"):
         build_card({"card": "cityscapes", "ids": "bogus"}, d)
-    with pytest.raises(
-        ValueError, match=r"valid cards: \['ade20k-150', 'cityscapes', 'coco-json'\]"
-    ):
+    with pytest.raises(ValueError, match=r"valid cards: \['ade20k-150', 'ade20k-847', "):
         build_card({"card": "mapillary"}, d)
 
     cats = [{"id": 3, "name": "car", "isthing": 1}, {"id": 90, "name": "sky", "isthing": 0}]

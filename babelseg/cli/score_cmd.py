@@ -11,11 +11,14 @@ EPILOG = """examples:
       --pred-dir preds/metro_drive --labels sw/metro_drive/labels.yaml
   babelseg score --task semantic --gt-dir ade/annotations --pred-dir out --labels ade150.yaml \\
       --pred-suffix _pred --out metrics.json
+  babelseg score --task semantic --gt-dir ade/annotations --pred-dir out --card ade20k-150 \\
+      --card-file ade/objectInfo150.csv
   babelseg score --task panoptic --gt-json panoptic_val2017.json --gt-dir panoptic_val2017 \\
       --pred-json pred.json --pred-dir pred/ --out metrics.json
   babelseg score --task instance --gt-json instances_val2017.json --pred-json results.json
 
-Semantic: both folders hold PNGs of ON-DISK label values of the label space in --labels (what
+Semantic: both folders hold PNGs of ON-DISK label values of the label space in --labels or
+--card (a card takes the same keys as in datasets.yaml; --card-file is its `file`) (what
 `babelseg predict` writes); files are matched by stem (after removing --gt-suffix /
 --pred-suffix). mIoU leaves out classes whose union is empty; ignore values are not scored.
 Panoptic: COCO panoptic JSON + PNG folders, PQ/SQ/RQ with the panopticapi conventions.
@@ -33,6 +36,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gt-dir", help="folder of ground-truth label PNGs (semantic, panoptic)")
     p.add_argument("--pred-dir", help="folder of predicted label PNGs (semantic, panoptic)")
     p.add_argument("--labels", metavar="LABELS.yaml", help="label-space YAML (semantic)")
+    p.add_argument(
+        "--card",
+        metavar="NAME",
+        help="built-in label card instead of --labels (semantic), e.g. ade20k-150, cityscapes",
+    )
+    p.add_argument(
+        "--card-file",
+        metavar="F",
+        help="the card's metadata file (its `file` key), e.g. objectInfo150.csv",
+    )
     p.add_argument("--gt-json", help="COCO panoptic / instances JSON (panoptic, instance)")
     p.add_argument("--pred-json", help="COCO panoptic / results JSON (panoptic, instance)")
     p.add_argument("--gt-suffix", default="", help="suffix to strip from ground-truth stems")
@@ -81,13 +94,18 @@ def score_semantic(
     *,
     gt_dir: Path,
     pred_dir: Path,
-    labels: Path,
+    labels: Path | None = None,
+    card: str | None = None,
+    card_file: Path | None = None,
     gt_suffix: str = "",
     pred_suffix: str = "",
     reduce_zero_label: bool = False,
     allow_missing: bool = False,
 ) -> dict:
-    """mIoU of prediction PNGs against ground-truth PNGs; returns the metrics mapping."""
+    """mIoU of prediction PNGs against ground-truth PNGs; returns the metrics mapping.
+
+    The label space is the YAML ``labels`` or the built-in ``card`` (with its ``card_file``).
+    """
     import numpy as np
 
     from babelseg.data.readers.semantic_png import value_table
@@ -96,7 +114,17 @@ def score_semantic(
     from babelseg.inference.label_png import read_label_values
     from babelseg.labels.space import IGNORE_INDEX, LabelSpace
 
-    space = LabelSpace.from_yaml(labels)
+    if (labels is None) == (card is None):
+        raise ValueError("Give exactly one of --labels LABELS.yaml and --card NAME.")
+    if card is not None:
+        from babelseg.data.cards import card_space
+
+        space = card_space(card, file=card_file, root=gt_dir, name=card)
+        source = card
+    else:
+        assert labels is not None
+        space = LabelSpace.from_yaml(labels)
+        source = labels.stem
     gts = _by_stem(gt_dir, gt_suffix, "ground-truth")
     preds = _by_stem(pred_dir, pred_suffix, "prediction")
     missing = [s for s in gts if s not in preds]
@@ -106,7 +134,7 @@ def score_semantic(
             f"{', '.join(missing[:3])}); check --pred-suffix, or pass --allow-missing."
         )
     # The reader's table: with reduce_zero_label, on-disk 0 (and 255) is ignore, k is k - 1.
-    gt_table, _ = value_table(space, {"reduce_zero_label": reduce_zero_label}, where=str(labels))
+    gt_table, _ = value_table(space, {"reduce_zero_label": reduce_zero_label}, where=source)
     confusion = SemanticConfusion(num_classes=len(space), names=space.names)
     for stem, gt_path in gts.items():
         gt = gt_table[read_label_values(gt_path)]
@@ -121,11 +149,11 @@ def score_semantic(
         else:
             pred = np.full_like(gt, IGNORE_INDEX)  # counted as wrong for every labelled pixel
         confusion.update(pred, gt)
-    return summarize({labels.stem: semantic_entry(confusion.compute())})
+    return summarize({source: semantic_entry(confusion.compute())})
 
 
 NEEDS: dict[str, tuple[str, ...]] = {
-    "semantic": ("gt_dir", "pred_dir", "labels"),
+    "semantic": ("gt_dir", "pred_dir"),
     "panoptic": ("gt_json", "gt_dir", "pred_json", "pred_dir"),
     "instance": ("gt_json", "pred_json"),
 }
@@ -167,7 +195,9 @@ def semantic_report(args: argparse.Namespace) -> dict:
     return score_semantic(
         gt_dir=Path(args.gt_dir),
         pred_dir=Path(args.pred_dir),
-        labels=Path(args.labels),
+        labels=Path(args.labels) if args.labels else None,
+        card=args.card,
+        card_file=Path(args.card_file) if args.card_file else None,
         gt_suffix=args.gt_suffix,
         pred_suffix=args.pred_suffix,
         reduce_zero_label=args.reduce_zero_label,

@@ -21,7 +21,7 @@ from babelseg.labels.space import IGNORE_INDEX, MAX_DISK_VALUE, ClassDef, LabelS
 CARD_DIR = Path(__file__).resolve().parent / "card_files"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_card_file(stem: str) -> dict[str, Any]:
     """The parsed card file ``card_files/<stem>.yaml``.
 

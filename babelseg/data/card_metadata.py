@@ -112,7 +112,7 @@ def read_mapillary_config(path: Path) -> list[MetadataRow]:
 
 
 def read_coco_categories(path: Path) -> list[Mapping[str, Any]]:
-    """The ``categories`` of a COCO JSON (or a bare category list), each with ``id`` and ``name``."""
+    """The ``categories`` of a COCO JSON (or a bare list), each with ``id`` and ``name``."""
     data = load_json_file(path, "COCO JSON")
     cats = data.get("categories") if isinstance(data, Mapping) else data
     if not isinstance(cats, list) or not cats:

@@ -36,6 +36,7 @@ from babelseg.engine.distributed import (
     init_distributed,
     wrap_ddp,
 )
+from babelseg.engine.portable_backbone import STATE_KEY, portable_model_config
 from babelseg.engine.run_log import RunLogger, save_resolved_config
 from babelseg.engine.schedule import build_poly_scheduler
 from babelseg.recipes.base import check_annotations
@@ -267,6 +268,7 @@ class Trainer:
             "train_datasets": self.train_names,
             "label_spaces": {n: s.to_dict() for n, s in self.spaces.items()},
             "heldout": {n: d.heldout for n, d in self.decls.items()},
+            STATE_KEY: portable_model_config(self.cfg.to_dict()["model"], self.recipe),
         }
         if hasattr(self.recipe, "extra_state"):
             state["recipe_state"] = self.recipe.extra_state()

@@ -20,6 +20,7 @@ from babelseg.engine.builders import (
     recipe_context,
 )
 from babelseg.engine.config import Config, config_from_dict
+from babelseg.engine.portable_backbone import config_for_loading
 from babelseg.inference.segments import InstancePrediction, PanopticPrediction
 from babelseg.labels.encoders.base import TextEncoder
 from babelseg.labels.space import LabelSpace
@@ -162,7 +163,7 @@ class Predictor:
     def from_checkpoint(cls, path: str | Path, *, device: str = "cpu") -> Predictor:
         """Load from a run directory (latest checkpoint), a checkpoint folder or its parent run."""
         ckpt_dir, state = ckpt.read_checkpoint_state(Path(path))
-        cfg = config_from_dict(state["config"])
+        cfg = config_from_dict(config_for_loading(state))
         spaces = {
             n: LabelSpace.from_dict(d, name=n) for n, d in state.get("label_spaces", {}).items()
         }

@@ -66,7 +66,7 @@ def _shift_hint(
             "or class values 0..K-1 in the label YAML)"
         )
     if not options.get("reduce_zero_label", False):
-        shifted = present[present > 0] - 1
+        shifted = present[(present > 0) & (present != IGNORE_INDEX)] - 1
         if shifted.size and known[shifted].all():
             return (
                 "every value present fits the label space after subtracting one (0 = unlabelled): "

@@ -15,6 +15,7 @@ from babelseg.cli import datasets_cmd
 from babelseg.data.cards import CARDS, build_card
 from babelseg.data.check import check_dataset
 from babelseg.data.declaration import load_declarations, parse_declaration, resolve_label_space
+from babelseg.data.sample import Task
 
 H, W = 3, 4
 LABELS = {"classes": [{"name": "road", "value": 7}, {"name": "car", "value": 26}, "sky"]}
@@ -327,3 +328,15 @@ def test_cli_check_and_list(tmp_path, capsys):
     ]
     assert lines[2].split() == ["good", "semantic-png", "semantic", "clean", "yes", "val", "3"]
     assert run_cli([]) == 2
+
+
+def test_coco_instances_declared_semantic_is_refused_with_the_conversion(tmp_path):
+    (tmp_path / "i").mkdir()
+    data = {"images": [], "annotations": [], "categories": [{"id": 92, "name": "banner"}]}
+    (tmp_path / "stuff.json").write_text(json.dumps(data))
+    splits = {"val": {"images": "i", "json": "stuff.json"}}
+    d = decl(tmp_path, "coco-instances", splits, labels={"card": "coco-json"})
+    d.task = Task.SEMANTIC
+    report = check_dataset(d)
+    assert not report.ok
+    assert "cocoSegmentationToPng" in report.problems[0] and "coco-stuff-171" in report.problems[0]

@@ -258,3 +258,28 @@ def test_cityscapes_label_ids_mapped_to_train_ids_score_high_but_not_100(
     present = {n for n, v in entry["per_class"].items() if v is not None}
     assert present == {"road", "sidewalk", "building", "fence", "pole", "traffic_sign",
                        "vegetation", "sky", "person", "car"}  # fmt: skip
+
+
+def test_card_instead_of_labels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Cityscapes trainIds: road 0, sidewalk 1; prediction gets one of four pixels wrong.
+    gt = np.array([[0, 0], [1, 255]], dtype=np.uint8)
+    pred = np.array([[0, 1], [1, 1]], dtype=np.uint8)
+    _png(tmp_path / "gt" / "a.png", gt)
+    _png(tmp_path / "pred" / "a.png", pred)
+    out = tmp_path / "m.json"
+    argv = ["score", "--gt-dir", str(tmp_path / "gt"), "--pred-dir", str(tmp_path / "pred")]
+    assert main([*argv, "--card", "cityscapes", "--out", str(out)]) == 0
+    entry = json.loads(out.read_text())["datasets"]["cityscapes"]
+    assert entry["per_class"]["road"] == pytest.approx(50.0)
+    assert entry["per_class"]["sidewalk"] == pytest.approx(50.0)
+    assert main(argv) == 2
+    assert "exactly one of --labels" in capsys.readouterr().err
+    rows = ["Idx,Ratio,Train,Val,Stuff,Name"] + [f"{i},0.1,1,1,1,c{i}" for i in range(1, 151)]
+    (tmp_path / "objectInfo150.csv").write_text("\n".join(rows) + "\n")
+    _png(tmp_path / "gt2" / "a.png", np.array([[1, 1], [2, 0]], dtype=np.uint8))
+    _png(tmp_path / "pred2" / "a.png", np.array([[1, 2], [2, 2]], dtype=np.uint8))
+    argv2 = ["score", "--gt-dir", str(tmp_path / "gt2"), "--pred-dir", str(tmp_path / "pred2")]
+    card = ["--card", "ade20k-150", "--card-file", str(tmp_path / "objectInfo150.csv")]
+    assert main([*argv2, *card, "--out", str(out)]) == 0
+    entry = json.loads(out.read_text())["datasets"]["ade20k-150"]
+    assert entry["per_class"]["c1"] == pytest.approx(50.0)

@@ -354,6 +354,16 @@ def check_dataset(decl: DatasetDecl, splits: list[str] | None = None) -> Dataset
         report.problems.append(f"Label space of dataset '{decl.name}' ({decl.source}): {e}")
         return report
     report.class_names = space.names
+    if decl.format == "coco-instances" and decl.task.value == "semantic":
+        report.problems.append(
+            f"Dataset '{decl.name}' ({decl.source}): format coco-instances gives instance masks, "
+            "not the semantic map that task semantic trains on. For COCO-Stuff's JSON "
+            "(stuff_train2017.json), use its label PNGs instead: format semantic-png with card "
+            "coco-stuff-171 (stuffthingmaps_trainval2017.zip), or rasterise the JSON with "
+            "cocostuffapi: `python PythonAPI/cocostuff/cocoSegmentationToPngDemo.py` (its "
+            "cocoSegmentationToPng writes one label PNG per image). Otherwise declare "
+            "task: instance."
+        )
     for split in splits if splits is not None else list(decl.splits):
         if split not in decl.splits:
             report.problems.append(

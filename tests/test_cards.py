@@ -171,3 +171,34 @@ def test_values_index_layout(tmp_path: Path):
     index = CARDS["coco-stuff-171"]({"card": "coco-stuff-171", "values": "index"}, _decl(tmp_path))
     assert index.value_of(index.index("banner")) == 80 and index.value_of(170) == 170
     assert index.ignore_values == (255,)
+
+
+def test_cityscapes_reads_the_label_table(tmp_path: Path):
+    """cityscapesScripts' helpers/labels.py rows, written here in its public format."""
+    data = load_card_file("cityscapes")
+    rows = [
+        (e["name"], e["label_id"], e["value"], e["is_thing"], e["color"]) for e in data["classes"]
+    ]
+    rows += [(e["name"], e["label_id"], 255, False, [0, 0, 0]) for e in data["other_label_ids"]]
+    rows.append(("license plate", -1, -1, True, [0, 0, 142]))
+    rows = [r if r[0] != "road" else (*r[:4], [1, 2, 3]) for r in rows]
+    text = ["labels = ["]
+    for name, label_id, train_id, inst, (r, g, b) in sorted(rows, key=lambda r: r[1]):
+        text.append(
+            f"    Label(  '{name}' , {label_id:>3} , {train_id:>5} , 'flat' , 1 , "
+            f"{inst} , False , ({r:>3},{g:>3},{b:>3}) ),"
+        )
+    (tmp_path / "labels.py").write_text("\n".join([*text, "]"]) + "\n")
+    train = card_space("cityscapes", file=tmp_path / "labels.py")
+    assert len(train) == 19 and train.names[0] == "road" and train.classes[0].color == (1, 2, 3)
+    assert train.value_of(18) == 18 and train.classes[0].description
+    assert int(train.thing_mask.sum()) == 8
+    label = CARDS["cityscapes"](
+        {"card": "cityscapes", "ids": "label", "file": str(tmp_path / "labels.py")},
+        _decl(tmp_path),
+    )
+    np.testing.assert_array_equal(label.encode(np.array([7, 33, 0, 6, 34])), [0, 18, 255, 255, 255])
+    assert label.unknown_values(np.array([0, 3, 15, 34])) == {34: 1}
+    (tmp_path / "bad.py").write_text("print('hello')\n")
+    with pytest.raises(ValueError, match="labels.py"):
+        card_space("cityscapes", file=tmp_path / "bad.py")

@@ -9,6 +9,8 @@ what to do. Formats:
 * Mapillary Vistas ``config_v1.2.json`` / ``config_v2.0.json``: ``{"labels": [{"name",
   "readable", "instances", "color", ...}, ...]}``; a label's on-disk value is its position.
 * COCO JSON: an instances or panoptic file with ``categories``, or a bare category list.
+* cityscapesScripts' ``labels.py`` label table: the ``Label(name, id, trainId, category, catId,
+  hasInstances, ignoreInEval, color)`` rows, read as text (never executed).
 * Name lists (ADE20K-847, Pascal Context ``labels.txt``): one class per line, either ``name`` or
   ``id: name`` / ``id,name`` / ``id<TAB>name``; or a JSON list of names or of ``{id, name}``.
 """
@@ -154,4 +156,43 @@ def read_name_list(path: Path) -> list[MetadataRow]:
             rows.append(MetadataRow(value=len(rows), name=text))
     if not rows:
         raise ValueError(f"{path}: no class names found; write one name (or 'id: name') per line.")
+    return rows
+
+
+@dataclass(frozen=True)
+class CityscapesLabel:
+    """One row of cityscapesScripts' label table."""
+
+    name: str
+    label_id: int
+    train_id: int
+    has_instances: bool
+    color: tuple[int, int, int]
+
+
+_CS_ROW = re.compile(
+    r"Label\(\s*'(?P<name>[^']+)'\s*,\s*(?P<id>-?\d+)\s*,\s*(?P<train>-?\d+)\s*,\s*'[^']*'\s*,"
+    r"\s*-?\d+\s*,\s*(?P<inst>True|False)\s*,\s*(?:True|False)\s*,"
+    r"\s*\(\s*(?P<r>\d+)\s*,\s*(?P<g>\d+)\s*,\s*(?P<b>\d+)\s*\)\s*\)"
+)
+
+
+def read_cityscapes_labels(path: Path) -> list[CityscapesLabel]:
+    """The label table of cityscapesScripts' ``helpers/labels.py`` (parsed, not imported)."""
+    _need_file(path, "Cityscapes label table", "Point `file:` at cityscapesScripts' labels.py.")
+    rows = [
+        CityscapesLabel(
+            name=m["name"],
+            label_id=int(m["id"]),
+            train_id=int(m["train"]),
+            has_instances=m["inst"] == "True",
+            color=(int(m["r"]), int(m["g"]), int(m["b"])),
+        )
+        for m in _CS_ROW.finditer(path.read_text())
+    ]
+    if not rows:
+        raise ValueError(
+            f"{path}: no `Label('name', id, trainId, 'category', catId, hasInstances, "
+            "ignoreInEval, (r, g, b))` rows found; is this cityscapesScripts' labels.py?"
+        )
     return rows

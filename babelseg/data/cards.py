@@ -17,7 +17,8 @@ The README lists every card with the folder layout it expects. ``CARDS`` is a pl
   by ``;`` ("screen;door;screen"); where the first token is the first word of the standard name of
   that index, the standard name is used.
 * ``ade20k-847`` / ``pascal-context-459``: names from the user's list (``file``, required).
-* ``cityscapes`` (``ids: train`` or ``label``), ``bdd100k``, ``idd``, ``mapillary-v1.2`` /
+* ``cityscapes`` (``ids: train`` or ``label``; ``file``: cityscapesScripts' ``labels.py``,
+  else the carried table), ``bdd100k``, ``idd``, ``mapillary-v1.2`` /
   ``mapillary-v2.0`` (``config_v*.json`` when present), ``pascal-voc``, ``pascal-context-59``,
   ``sun-rgbd``, ``loveda``, ``camvid``, ``camvid-32`` (colour-coded).
 """
@@ -190,13 +191,15 @@ def name_list_card(stem: str, spec: Mapping[str, Any], decl: DatasetDecl) -> Lab
 
 def cityscapes_card(spec: Mapping[str, Any], decl: DatasetDecl) -> LabelSpace:
     """The 19 Cityscapes classes at their trainIds (``ids: train``) or labelIds (``ids: label``)."""
-    _check_keys(spec, {"ids"}, decl)
+    _check_keys(spec, {"ids", "file"}, decl)
     ids = str(spec.get("ids", "train"))
     if ids not in ("train", "label"):
         raise ValueError(
             f"{_where(decl)}: card 'cityscapes' takes `ids: train` (labelTrainIds) or "
             f"`ids: label` (labelIds / panoptic category ids), not '{ids}'."
         )
+    if "file" in spec:
+        return _cityscapes_from_table(_under_root(decl, str(spec["file"])), ids, decl)
     data = load_card_file("cityscapes")
     if ids == "train":
         return LabelSpace(card_classes("cityscapes"), name=decl.name, ignore_values=(255,))
@@ -204,6 +207,28 @@ def cityscapes_card(spec: Mapping[str, Any], decl: DatasetDecl) -> LabelSpace:
     ignore = tuple(int(e["label_id"]) for e in data["other_label_ids"])
     ignore += (IGNORE_INDEX,)  # license plate (-1) as stored in 8-bit files
     return LabelSpace(classes, name=decl.name, ignore_values=ignore)
+
+
+def _cityscapes_from_table(path: Path, ids: str, decl: DatasetDecl) -> LabelSpace:
+    """The Cityscapes classes of a ``labels.py`` table: trainIds other than 255/-1."""
+    rows = meta.read_cityscapes_labels(path)
+    known = descriptions("cityscapes")
+    train = sorted((r for r in rows if 0 <= r.train_id < IGNORE_INDEX), key=lambda r: r.train_id)
+    classes = [
+        ClassDef(
+            name=r.name,
+            description=known.get(r.name),
+            is_thing=r.has_instances,
+            value=r.train_id if ids == "train" else r.label_id,
+            color=r.color,
+        )
+        for r in train
+    ]
+    if ids == "train":
+        return LabelSpace(classes, name=decl.name, ignore_values=(IGNORE_INDEX,))
+    used = {r.label_id for r in train}
+    ignore = tuple(sorted({r.label_id for r in rows if r.label_id >= 0} - used))
+    return LabelSpace(classes, name=decl.name, ignore_values=(*ignore, IGNORE_INDEX))
 
 
 def mapillary_card(version: str, spec: Mapping[str, Any], decl: DatasetDecl) -> LabelSpace:

@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, str] = {
     "score": "babelseg.cli.score_cmd",
     "predict": "babelseg.cli.predict_cmd",
     "unify": "babelseg.cli.unify_cmd",
+    "serve": "babelseg.cli.serve_cmd",
 }
 
 

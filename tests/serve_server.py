@@ -120,7 +120,7 @@ def serve(run: Path, *, workdir: Path, args: tuple[str, ...] = (), ready_within:
     src = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
     log = open(workdir / "server.log", "wb")  # noqa: SIM115 (closed below)
-    command = [sys.executable, "-m", "babelseg", "serve", "--run", str(run)]
+    command = [sys.executable, "-m", "babelseg", "serve", "--run", str(Path(run).resolve())]
     command += ["--host", HOST, "--port", str(port), *args]
     proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://{HOST}:{port}"

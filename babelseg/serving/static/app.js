@@ -145,9 +145,23 @@ function showResult(result) {
   }
   $("result").hidden = false;
   $("legend-panel").hidden = false;
+  fitStage();
   document.body.dataset.state = "done";
   setStatus(result.id ? "Done. Hover the image for the top labels under the pointer." :
     "Done (too large to keep for hover and heat maps).");
+}
+
+function fitStage() {
+  // Scale the image (up or down) to the result panel's width and 75 % of the window's height.
+  if (!state.result) return;
+  const panel = $("result");
+  const style = getComputedStyle(panel);
+  const room = panel.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+  const scale = Math.min(room / state.result.width, 0.75 * window.innerHeight / state.result.height);
+  for (const id of ["photo", "overlay", "heatmap"]) {
+    $(id).style.imageRendering = scale > 1.5 ? "pixelated" : "auto";
+  }
+  $("photo").style.width = `${Math.max(1, Math.floor(state.result.width * scale))}px`;
 }
 
 function applyAlpha() {
@@ -269,6 +283,7 @@ function wire() {
     state.hoverNext = null;
     $("tooltip").hidden = true;
   });
+  window.addEventListener("resize", fitStage);
   onDatasetChange();
   loadInfo().catch((e) => setStatus(`Could not reach the server: ${e}`, true));
 }

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from matplotlib import colormaps  # noqa: E402
 from serve_server import bomb_png, png_bytes  # noqa: E402
 
-from babelseg.inference.predictor import Predictor  # noqa: E402
+import babelseg  # noqa: E402
 from babelseg.serving.app import create_app  # noqa: E402
 from babelseg.serving.model import ServedModel  # noqa: E402
 from babelseg.serving.uploads import ServeLimits  # noqa: E402
@@ -65,7 +65,7 @@ def test_page_and_its_script_are_served(client):
     assert client.get("/static/style.css").status_code == 200
 
 
-def test_predict_typed_labels_matches_the_library_predictor(client, tiny_trained_run):
+def test_predict_typed_labels_matches_the_python_api(client, tiny_trained_run):
     image = png_bytes(45, 61, seed=1)
     response = _predict(client, image, labels=LABELS)
     assert response.status_code == 200, response.text
@@ -76,18 +76,16 @@ def test_predict_typed_labels_matches_the_library_predictor(client, tiny_trained
     overlay = _decode(got["overlay"])
     assert labels.shape == (45, 61) and overlay.shape == (45, 61, 3)
 
-    predictor = Predictor.from_checkpoint(tiny_trained_run)
-    space = predictor.space_from_names(LABELS.split(","))
     pixels = np.asarray(Image.open(io.BytesIO(image)).convert("RGB"))
-    expected = predictor.predict(pixels, predictor.vocabulary(space))
-    np.testing.assert_array_equal(labels, expected)
+    expected = babelseg.load(tiny_trained_run).predict(pixels, labels=LABELS)
+    np.testing.assert_array_equal(labels, expected.label_map)
 
-    counts = np.bincount(expected.ravel(), minlength=5)
-    legend = {e["name"]: e["percent"] for e in got["legend"]}
-    assert set(legend) == {space.names[k] for k in np.flatnonzero(counts)}
-    assert sum(legend.values()) == pytest.approx(100.0)
-    percents = [e["percent"] for e in got["legend"]]
-    assert percents == sorted(percents, reverse=True)
+    legend = {e["name"]: e for e in got["legend"]}
+    assert list(legend) == expected.present
+    assert sum(e["percent"] for e in legend.values()) == pytest.approx(100.0)
+    for segment in expected.segments:
+        assert legend[segment.label]["score"] == pytest.approx(segment.score, abs=1e-6)
+        assert legend[segment.label]["percent"] == pytest.approx(100 * segment.area / (45 * 61))
 
 
 def test_predict_in_a_dataset_vocabulary(client):
@@ -122,10 +120,9 @@ def test_heat_map_is_brightest_where_the_class_scores_highest(client, model):
     assert colours.shape == (40, 44, 3)
 
     pixels = np.asarray(Image.open(io.BytesIO(image)).convert("RGB"))
-    space = model.predictor.space_from_names(LABELS.split(","))
-    scores = model.predictor.logits(pixels, model.predictor.vocabulary(space))[..., 1]
+    scores = model.model.predict(pixels, labels=LABELS).scores[1]
     up = F.interpolate(scores[None, None], size=(40, 44), mode="bilinear", align_corners=False)
-    up = up[0, 0].numpy()
+    up = up[0, 0].numpy()  # 40 x 44 is the stride-4 grid times 4: the same as scaling by 4
     assert heat["low"] == pytest.approx(float(up.min()), abs=1e-5)
     assert heat["high"] == pytest.approx(float(up.max()), abs=1e-5)
     inferno = colormaps["inferno"]
@@ -228,6 +225,17 @@ def test_concurrent_requests_are_all_answered_and_run_within_the_gate(model):
     assert all(np.array_equal(m, maps[0]) for m in maps)
     assert 1 <= app.state.gate.peak_running <= 2
     assert app.state.gate.admitted == 0 and len(app.state.store) == 8
+
+
+def test_large_images_are_predicted_in_sliding_windows(model):
+    pixels = np.asarray(Image.open(io.BytesIO(png_bytes(72, 96, seed=7))))
+    vocab = model.vocabulary(labels=LABELS, dataset=None, max_labels=50)
+    slid = model.predict(pixels, vocab, limits=ServeLimits(slide_above_pixels=72 * 96 - 1))
+    whole = model.predict(pixels, vocab, limits=ServeLimits(slide_above_pixels=72 * 96))
+    api = model.model
+    expected = api.predict(pixels, labels=LABELS, mode="slide", batch_size=1)
+    np.testing.assert_array_equal(slid.label_map, expected.label_map)
+    np.testing.assert_array_equal(whole.label_map, api.predict(pixels, labels=LABELS).label_map)
 
 
 def test_score_budget_refuses_huge_vocabulary_on_a_big_image(model):

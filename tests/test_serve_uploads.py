@@ -81,3 +81,8 @@ def test_truncated_png_is_400():
 def test_limits_must_be_positive(field):
     with pytest.raises(ValueError, match=field):
         ServeLimits(**{field: 0})
+
+
+def test_concurrency_is_capped_below_the_vocabulary_cache():
+    with pytest.raises(ValueError, match="concurrency must be at most 8"):
+        ServeLimits(concurrency=9)

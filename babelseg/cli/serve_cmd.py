@@ -48,6 +48,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--max-labels", type=int, default=1000, help="largest typed vocabulary (default 1000)"
     )
     limits.add_argument(
+        "--slide-above-pixels",
+        type=int,
+        default=1024 * 1024,
+        help="predict larger images in 512 px sliding windows (default 1048576 = 1024x1024)",
+    )
+    limits.add_argument(
         "--concurrency", type=int, default=1, help="predictions computed at once (default 1)"
     )
     limits.add_argument(
@@ -86,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
         max_pixels=args.max_pixels,
         max_labels=args.max_labels,
+        slide_above_pixels=args.slide_above_pixels,
         concurrency=args.concurrency,
         queue=args.queue,
     )
@@ -121,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         app = create_app(model=model, limits=limits)
         shown = f"[{args.host}]" if ":" in args.host else args.host
         print(
-            f"babelseg serve: {model.name} ({model.predictor.cfg.recipe.name}) on "
+            f"babelseg serve: {model.name} ({model.model.recipe_name}) on "
             f"http://{shown}:{args.port}/ ; Ctrl+C stops it.",
             flush=True,
         )

@@ -29,7 +29,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, Headers, UploadFile
 from starlette.formparsers import MultiPartParser
 
-from babelseg.inference.visualize import legend_entries, overlay
 from babelseg.serving.gate import Gate
 from babelseg.serving.model import ServedModel
 from babelseg.serving.results import ResultStore, StoredResult, heat_map, top_labels
@@ -107,29 +106,32 @@ def _predict_sync(
     vocab = model.vocabulary(
         labels=form["labels"], dataset=form["dataset"], max_labels=limits.max_labels
     )
-    got = model.predict(pixels, vocab, limits=limits)
-    space = vocab.space
-    palette = space.palette
-    shown = overlay(
-        pixels, got.labels, names=space.names, palette=palette, alpha=form["alpha"], legend=False
-    )
-    height, width = got.labels.shape
-    result_id = store.add(StoredResult(scores=got.scores, size=(height, width), names=space.names))
-    dtype = np.uint8 if len(space) <= 256 else np.uint16
+    result = model.predict(pixels, vocab, limits=limits)
+    height, width = result.label_map.shape
+    result_id = store.add(StoredResult.of(result))
+    palette = result.vocabulary.palette
+    order = np.argsort(-result.class_area, kind="stable")
+    dtype = np.uint8 if len(result.labels) <= 256 else np.uint16
     return {
         "id": result_id,
         "width": width,
         "height": height,
         "vocabulary": [
             {"index": k, "name": name, "color": [int(c) for c in palette[k]]}
-            for k, name in enumerate(space.names)
+            for k, name in enumerate(result.labels)
         ],
         "legend": [
-            {"index": e.index, "name": e.name, "percent": e.percent}
-            for e in legend_entries(got.labels, names=space.names, ignore_index=-1)
+            {
+                "index": int(k),
+                "name": result.labels[k],
+                "percent": 100.0 * float(result.class_area[k]) / (height * width),
+                "score": float(result.class_score[k]),
+            }
+            for k in order
+            if result.class_area[k] > 0
         ],
-        "overlay": _png_data_url(shown),
-        "label_map": _png_data_url(got.labels.astype(dtype)),
+        "overlay": _png_data_url(np.asarray(result.overlay(alpha=form["alpha"], legend=False))),
+        "label_map": _png_data_url(result.label_map.astype(dtype)),
     }
 
 

@@ -1,21 +1,22 @@
-"""The trained model as the server sees it: vocabularies in, class scores out.
+"""The trained model as the server sees it: vocabularies in, results out.
 
-A thin adapter over :class:`babelseg.inference.predictor.Predictor`; the server never touches
-the recipe directly. Text embeddings of typed vocabularies are cached in the server's own
-temporary folder, never in the user's embedding cache.
+A thin adapter over the Python API (``babelseg.load`` -> ``SegmentationModel``): it turns the
+API's errors into refusals with an HTTP status, serialises vocabulary look-ups (requests run in
+threads), picks the sliding-window mode for large images so memory follows the window, and
+points the text-embedding cache at the server's own temporary folder.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from babelseg.inference.predictor import Predictor, labels_at_full_resolution
+import babelseg
+from babelseg.inference.api import SegmentationModel
+from babelseg.inference.result import SegmentationResult
 from babelseg.labels.space import LabelSpace
 from babelseg.serving.uploads import ServeLimits, UploadRejected
 
@@ -23,33 +24,19 @@ UNIFIED = "unified"
 """The ``dataset`` value that asks an autounify run for its learned unified label space."""
 
 
-@dataclass(frozen=True)
-class Vocabulary:
-    """A label space ready to predict with.
+@dataclasses.dataclass(frozen=True)
+class RequestVocabulary:
+    """The vocabulary one request asked for, resolved once.
 
     Attributes:
-        space: The K classes (names, colours).
-        text: ``float[K, D]`` text embeddings.
-        dataset: Passed to the recipe (a training dataset, ``"unified"``, or None).
+        space: Its K classes (names, colours).
+        ask: The keyword that asks ``SegmentationModel.predict`` for it again: ``labels``
+            (this space, whose embeddings the resolution left in the model's cache),
+            ``dataset`` or ``space``.
     """
 
     space: LabelSpace
-    text: torch.Tensor
-    dataset: str | None
-
-
-@dataclass(frozen=True)
-class Scores:
-    """One image's prediction.
-
-    Attributes:
-        labels: ``int64[H, W]`` class indices at the image's resolution.
-        scores: ``float32[h, w, K]`` class scores at the model's output resolution (pixel-major),
-            on the CPU; bilinear upsampling of them gives ``labels`` by arg-max.
-    """
-
-    labels: np.ndarray
-    scores: torch.Tensor
+    ask: dict
 
 
 def parse_labels(text: str, *, max_labels: int) -> list[str]:
@@ -77,28 +64,29 @@ def parse_labels(text: str, *, max_labels: int) -> list[str]:
 
 
 class ServedModel:
-    """A predictor plus a lock around its vocabulary cache (requests run in threads).
+    """A loaded model plus a lock around its vocabulary cache.
 
     Args:
-        predictor: The loaded model.
+        model: The model from ``babelseg.load``.
         name: What to call it on the page (the run folder's name).
     """
 
-    def __init__(self, *, predictor: Predictor, name: str) -> None:
-        self.predictor = predictor
+    def __init__(self, *, model: SegmentationModel, name: str) -> None:
+        self.model = model
         self.name = name
         self._vocab_lock = threading.Lock()
 
     @classmethod
     def from_run(cls, run: str | Path, *, device: str = "cpu", cache_dir: Path) -> ServedModel:
         """Load a run folder or checkpoint; embeddings of new vocabularies go to ``cache_dir``."""
-        predictor = Predictor.from_checkpoint(run, device=device)
-        predictor.cfg.labels = dataclasses.replace(predictor.cfg.labels, cache_dir=str(cache_dir))
-        return cls(predictor=predictor, name=Path(run).resolve().name)
+        model = babelseg.load(run, device=device)
+        cfg = model.predictor.cfg
+        cfg.labels = dataclasses.replace(cfg.labels, cache_dir=str(cache_dir))
+        return cls(model=model, name=Path(run).resolve().name)
 
     def describe(self) -> dict:
         """What the page offers: the recipe, each dataset's classes, the unified space."""
-        p = self.predictor
+        p = self.model.predictor
         datasets = {
             name: {
                 "classes": space.names,
@@ -109,14 +97,19 @@ class ServedModel:
         }
         return {
             "model": self.name,
-            "recipe": p.cfg.recipe.name,
+            "recipe": self.model.recipe_name,
             "text_encoder": p.cfg.labels.encoder,
             "datasets": datasets,
             "unified": hasattr(p.recipe, "unified_space"),
         }
 
-    def vocabulary(self, *, labels: str | None, dataset: str | None, max_labels: int) -> Vocabulary:
+    def vocabulary(
+        self, *, labels: str | None, dataset: str | None, max_labels: int
+    ) -> RequestVocabulary:
         """The vocabulary a request asks for: typed ``labels`` or a ``dataset``'s (or unified).
+
+        Typed labels are embedded here, under a lock (the text encoder and its caches are not
+        made for threads); predicting with them afterwards finds them in the model's cache.
 
         Raises:
             UploadRejected: 400 for neither or both, an unknown dataset, or bad labels.
@@ -127,29 +120,31 @@ class ServedModel:
             raise UploadRejected(
                 400, "Give either 'labels' (e.g. \"road, car, person\") or 'dataset', not both."
             )
-        p = self.predictor
+        names = None if labels is None else parse_labels(labels, max_labels=max_labels)
         try:
             with self._vocab_lock:
                 if dataset == UNIFIED:
-                    space, text = p.unified_vocabulary()
-                    return Vocabulary(space=space, text=text, dataset=UNIFIED)
-                if dataset is not None:
-                    space, text = p.dataset_vocabulary(dataset)
-                    return Vocabulary(space=space, text=text, dataset=p.known_dataset(dataset))
-                space = LabelSpace.from_names(
-                    parse_labels(labels, max_labels=max_labels), name="custom"
-                )
-                return Vocabulary(space=space, text=p.vocabulary(space), dataset=None)
-        except UploadRejected:
-            raise
+                    ask: dict = {"space": UNIFIED}
+                    space = self.model.vocabulary(space=UNIFIED).space
+                elif dataset is not None:
+                    ask = {"dataset": dataset}
+                    space = self.model.vocabulary(dataset=dataset).space
+                else:
+                    space = self.model.vocabulary(labels=names).space
+                    ask = {"labels": space}
+                return RequestVocabulary(space=space, ask=ask)
         except ValueError as e:
             raise UploadRejected(400, str(e)) from e
 
-    def predict(self, image: np.ndarray, vocab: Vocabulary, *, limits: ServeLimits) -> Scores:
-        """Class scores and labels of one ``uint8[H, W, 3]`` image.
+    def predict(
+        self, image: np.ndarray, vocab: RequestVocabulary, *, limits: ServeLimits
+    ) -> SegmentationResult:
+        """Segment one ``uint8[H, W, 3]`` image (sliding windows above
+        ``limits.slide_above_pixels``, so memory follows the window, not the image).
 
         Raises:
-            UploadRejected: 400 when the score volume would exceed ``limits.max_score_bytes``.
+            UploadRejected: 400 when the score grid ``float32[K, H/4, W/4]`` would exceed
+                ``limits.max_score_bytes``, or the network cannot take the image.
         """
         height, width = image.shape[:2]
         need = 4 * len(vocab.space) * -(-height // 4) * -(-width // 4)
@@ -160,11 +155,10 @@ class ServedModel:
                 f"scores; this server allows {limits.max_score_bytes}. Use fewer labels or a "
                 "smaller image.",
             )
+        mode = "slide" if height * width > limits.slide_above_pixels else "whole"
         try:
-            scores = self.predictor.logits(image, vocab.text, dataset=vocab.dataset).float()
+            return self.model.predict(image, **vocab.ask, mode=mode, batch_size=1)
         except ValueError as e:  # e.g. an image too small for the network's strides
             raise UploadRejected(
                 400, f"The model could not segment this {width}x{height} image ({e})."
             ) from e
-        labels = labels_at_full_resolution(scores, (height, width))
-        return Scores(labels=labels.cpu().numpy(), scores=scores.cpu())

@@ -1,9 +1,9 @@
 """Recent predictions kept in memory, and what the page reads from them: the scores under
 one pixel (hover) and one class's score map (heat map).
 
-Both read the low-resolution scores through the same bilinear interpolation
-(``align_corners=False``) that produced the label map, so the top label under a pixel is the
-label shown there.
+Both read the stride-4 scores through the same bilinear upsampling (by exactly 4, pixel
+centres aligned) that produced the label map (``babelseg.inference.full_resolution``), so the
+top label under a pixel is the label shown there.
 """
 
 from __future__ import annotations
@@ -20,10 +20,14 @@ import torch.nn.functional as F
 from matplotlib import colormaps
 from PIL import Image
 
+from babelseg.inference.full_resolution import probabilities
+from babelseg.inference.result import SegmentationResult
+from babelseg.inference.windows import STRIDE
 from babelseg.serving.uploads import UploadRejected
 
 HEAT_KINDS = ("score", "probability")
-"""``score``: the recipe's class score; ``probability``: its softmax over the vocabulary."""
+"""``score``: the recipe's class score; ``probability``: the scores normalised over the
+vocabulary (softmax for per-pixel recipes, class masses for mask recipes)."""
 
 
 @dataclass(frozen=True)
@@ -31,14 +35,26 @@ class StoredResult:
     """What hover and heat maps need of one prediction.
 
     Attributes:
-        scores: ``float32[h, w, K]`` class scores at the model's output resolution.
+        scores: ``float32[K, ceil(H/4), ceil(W/4)]`` class scores on the model's stride-4 grid.
         size: ``(H, W)`` of the image.
         names: The K class names.
+        normalisation: How scores become probabilities (``softmax`` or ``sum``).
     """
 
     scores: torch.Tensor
     size: tuple[int, int]
     names: list[str]
+    normalisation: str
+
+    @classmethod
+    def of(cls, result: SegmentationResult) -> StoredResult:
+        """What to keep of an API result (not its image)."""
+        return cls(
+            scores=result.scores.float().cpu(),
+            size=tuple(result.label_map.shape),
+            names=list(result.labels),
+            normalisation=result.normalisation,
+        )
 
     @property
     def nbytes(self) -> int:
@@ -86,9 +102,10 @@ class ResultStore:
             return len(self._items)
 
 
-def _source_coordinate(position: int, n_in: int, n_out: int) -> tuple[int, int, float]:
-    """``(i0, i1, w1)`` of ``interpolate(bilinear, align_corners=False)`` for one output index."""
-    src = max((position + 0.5) * (n_in / n_out) - 0.5, 0.0)
+def _source_coordinate(position: int, n_in: int) -> tuple[int, int, float]:
+    """``(i0, i1, w1)`` of upsampling ``n_in`` cells by exactly ``STRIDE`` (bilinear,
+    ``align_corners=False``) at output index ``position``."""
+    src = max((position + 0.5) / STRIDE - 0.5, 0.0)
     i0 = min(int(np.floor(src)), n_in - 1)
     return i0, min(i0 + 1, n_in - 1), src - i0
 
@@ -104,19 +121,19 @@ def scores_at(result: StoredResult, *, x: int, y: int) -> torch.Tensor:
         raise UploadRejected(
             400, f"Pixel ({x}, {y}) is outside the {width}x{height} image (x < width, y < height)."
         )
-    h, w, _ = result.scores.shape
-    y0, y1, wy = _source_coordinate(y, h, height)
-    x0, x1, wx = _source_coordinate(x, w, width)
+    _, h, w = result.scores.shape
+    y0, y1, wy = _source_coordinate(y, h)
+    x0, x1, wx = _source_coordinate(x, w)
     s = result.scores
-    top = (1 - wx) * s[y0, x0] + wx * s[y0, x1]
-    bottom = (1 - wx) * s[y1, x0] + wx * s[y1, x1]
+    top = (1 - wx) * s[:, y0, x0] + wx * s[:, y0, x1]
+    bottom = (1 - wx) * s[:, y1, x0] + wx * s[:, y1, x1]
     return (1 - wy) * top + wy * bottom
 
 
 def top_labels(result: StoredResult, *, x: int, y: int, top: int) -> list[dict]:
     """The ``top`` classes under a pixel, best first: index, name, score, probability."""
     scores = scores_at(result, x=x, y=y)
-    probs = torch.softmax(scores.double(), dim=0)
+    probs = probabilities(scores.double(), result.normalisation)
     values, indices = scores.topk(min(max(top, 1), len(scores)))
     return [
         {
@@ -148,13 +165,13 @@ def heat_map(result: StoredResult, *, class_index: int, kind: str) -> tuple[byte
         raise UploadRejected(400, f"class_index {class_index} is outside 0..{k - 1}.")
     if kind not in HEAT_KINDS:
         raise UploadRejected(400, f"kind must be one of {list(HEAT_KINDS)}, got '{kind}'.")
-    scores = result.scores
     if kind == "probability":
-        channel = torch.softmax(scores, dim=-1)[..., class_index]
+        channel = probabilities(result.scores, result.normalisation)[class_index]
     else:
-        channel = scores[..., class_index]
-    up = F.interpolate(channel[None, None], size=result.size, mode="bilinear", align_corners=False)
-    values = up[0, 0].numpy()
+        channel = result.scores[class_index]
+    height, width = result.size
+    up = F.interpolate(channel[None, None], scale_factor=STRIDE, mode="bilinear")
+    values = up[0, 0, :height, :width].numpy()
     if kind == "probability":
         low, high = 0.0, 1.0
     else:

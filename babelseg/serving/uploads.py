@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 _SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
+MAX_CONCURRENCY = 8
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,8 @@ class ServeLimits:
         max_pixels: Largest image, in pixels (width x height from the header).
         max_labels: Largest typed vocabulary.
         max_score_bytes: Largest ``float32`` score volume ``K x H/4 x W/4`` one image may need.
-        concurrency: Predictions computed at once; further requests wait their turn.
+        slide_above_pixels: Images larger than this are predicted in sliding windows.
+        concurrency: Predictions computed at once (at most 8); further requests wait their turn.
         queue: Requests allowed to wait; beyond that the server answers 503 (retry later).
         cache_bytes: Memory for recent results (hover and heat maps read them).
     """
@@ -36,6 +38,7 @@ class ServeLimits:
     max_pixels: int = 16 * 1024 * 1024
     max_labels: int = 1000
     max_score_bytes: int = 512 * 1024 * 1024
+    slide_above_pixels: int = 1024 * 1024
     concurrency: int = 1
     queue: int = 16
     cache_bytes: int = 512 * 1024 * 1024
@@ -46,11 +49,17 @@ class ServeLimits:
             "max_pixels",
             "max_labels",
             "max_score_bytes",
+            "slide_above_pixels",
             "concurrency",
             "cache_bytes",
         ):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
+        if self.concurrency > MAX_CONCURRENCY:
+            raise ValueError(
+                f"concurrency must be at most {MAX_CONCURRENCY} (the model keeps the text "
+                f"embeddings of 16 vocabularies), got {self.concurrency}."
+            )
         if self.queue < 0:
             raise ValueError(f"queue must be 0 or more, got {self.queue}.")
 

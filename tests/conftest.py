@@ -64,32 +64,8 @@ def tiny_run_config(tiny_synthworld, tmp_path):
 
 @pytest.fixture(scope="session")
 def tiny_trained_run(tiny_synthworld, tmp_path_factory):
-    """A run folder trained for 2 steps on the tiny SynthWorld (hash encoder, tiny model);
-    read-only for the tests that share it."""
-    import yaml
+    """A ``sentence`` run trained for 2 steps on the tiny SynthWorld (hash labels, tiny model),
+    shared read-only by the ``babelseg serve`` tests."""
+    from tiny_runs import train_tiny_run
 
-    from babelseg.engine.config import load_config
-    from babelseg.engine.trainer import train
-
-    root = tmp_path_factory.mktemp("trained_run")
-    cfg = {
-        "run_dir": str(root / "run"),
-        "data": {
-            "datasets_yaml": str(tiny_synthworld / "datasets.yaml"),
-            "train": ["metro_drive", "home_scenes"],
-            "batch_size": 2,
-            "crop": [48, 48],
-            "num_workers": 0,
-        },
-        "labels": {"encoder": "hash", "cache_dir": str(root / "cache")},
-        "model": {
-            "backbone": "tiny",
-            "backbone_kwargs": {"widths": [8, 16, 16, 16], "depths": [1, 1, 1, 1], "norm": "gn"},
-            "decoder_dim": 16,
-        },
-        "train": {"steps": 2, "checkpoint_every": 2, "warmup_steps": 1, "eval_at_end": False},
-    }
-    path = root / "run.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    train(load_config(path), show_progress=False)
-    return root / "run"
+    return train_tiny_run(tmp_path_factory.mktemp("trained_run"), tiny_synthworld, steps=2)

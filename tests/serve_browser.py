@@ -88,6 +88,24 @@ class ServePage:
     def choose_image(self, path: Path) -> None:
         self.find("#file-input").send_keys(str(Path(path).resolve()))
 
+    def drop_image(self, path: Path) -> None:
+        """Drop a file on the drop zone, as dragging it from a file manager does."""
+        import base64
+
+        data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+        self.driver.execute_script(
+            "const bytes = Uint8Array.from(atob(arguments[0]), (c) => c.charCodeAt(0));"
+            "const transfer = new DataTransfer();"
+            "transfer.items.add(new File([bytes], arguments[1], {type: 'image/png'}));"
+            "const zone = document.getElementById('drop-zone');"
+            "zone.dispatchEvent(new DragEvent('dragover', {dataTransfer: transfer, bubbles: true,"
+            " cancelable: true}));"
+            "zone.dispatchEvent(new DragEvent('drop', {dataTransfer: transfer, bubbles: true,"
+            " cancelable: true}));",
+            data,
+            Path(path).name,
+        )
+
     def type_labels(self, text: str) -> None:
         from selenium.webdriver.support.ui import Select
 

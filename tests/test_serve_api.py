@@ -63,6 +63,8 @@ def test_page_and_its_script_are_served(client):
     assert page.status_code == 200 and 'id="file-input"' in page.text
     assert client.get("/static/app.js").status_code == 200
     assert client.get("/static/style.css").status_code == 200
+    schema = client.get("/api/openapi.json").json()
+    assert {"/api/predict", "/api/info", "/api/results/{result_id}/pixel"} <= set(schema["paths"])
 
 
 def test_predict_typed_labels_matches_the_python_api(client, tiny_trained_run):
@@ -203,6 +205,19 @@ def test_requests_without_a_form_or_an_image_are_refused(client):
     assert not_form.status_code == 400 and "multipart/form-data" in not_form.json()["detail"]
     no_image = client.post("/api/predict", data={"labels": LABELS}, files={"x": ("a", b"1")})
     assert no_image.status_code == 400 and "'image'" in no_image.json()["detail"]
+
+
+def test_a_malformed_form_is_a_400(client):
+    response = client.post(
+        "/api/predict",
+        content=b"--xyz\r\nContent-Disposition: form-data\r\n\r\n\x00\x01",
+        headers={"Content-Type": "multipart/form-data; boundary=xyz"},
+    )
+    assert response.status_code == 400
+    assert (
+        "form could not be read" in response.json()["detail"]
+        or "'image'" in response.json()["detail"]
+    )
 
 
 def test_unknown_results_pixels_and_classes(client):

@@ -1,5 +1,6 @@
 """``babelseg serve`` end to end in a real headless Chromium: load the page, upload an image,
-see the overlay and legend, hover a pixel, open a heat map, pick a dataset, see a refusal."""
+see the overlay and legend, hover a pixel, open a heat map, drop an image and pick a dataset,
+see a refusal."""
 
 import shutil
 
@@ -55,6 +56,10 @@ def test_page_uploads_an_image_and_shows_overlay_legend_hover_and_heat_map(
         assert title == f"heat map: {legend[0]} (score)"
         page.show_overlay()
 
+        dropped = tmp_path / "dropped.png"
+        shutil.copy(street, dropped)
+        page.drop_image(dropped)
+        assert page.find("#drop-text").text.startswith("dropped.png")
         page.pick_dataset("night_drive")
         assert page.find("#labels").get_attribute("disabled") is not None
         page.segment()

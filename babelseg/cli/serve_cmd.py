@@ -19,9 +19,9 @@ EPILOG = """examples:
 The page: drop or choose an image, type labels (comma-separated, or one per line with
 "name: description") or pick a dataset's vocabulary, see the overlay and its legend, hover a
 pixel for its top labels and scores, click a legend entry for that class's heat map.
-The API is documented at /api/docs. Uploads over --max-upload-mb are refused with 413, images
-over --max-pixels (decompression bombs) with 400; requests beyond --concurrency wait, and beyond
---queue more are refused with 503. The server writes only inside its own temporary folder
+Its OpenAPI schema is at /api/openapi.json. Uploads over --max-upload-mb are refused with 413,
+images over --max-pixels (decompression bombs) with 400; requests beyond --concurrency wait, and
+beyond --queue more are refused with 503. The server writes only inside its own temporary folder
 (removed when it stops). It has no authentication: keep --host at 127.0.0.1 unless the network
 it listens on is trusted.
 """

@@ -7,6 +7,7 @@ Routes:
         (a dataset's name, or ``unified``); optional ``alpha`` (overlay opacity, 0..1).
     ``GET /api/results/{id}/pixel?x=&y=&top=``: the top labels and scores under a pixel.
     ``GET /api/results/{id}/heatmap?class_index=&kind=score|probability``: one class's map.
+    ``GET /api/openapi.json``: the OpenAPI schema of the above.
 
 Every refusal is JSON ``{"detail": message}`` with status 400 (bad input), 404 (unknown result),
 413 (body too large) or 503 (too many requests waiting). Request bodies are read into memory up
@@ -27,7 +28,8 @@ from fastapi.staticfiles import StaticFiles
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, Headers, UploadFile
-from starlette.formparsers import MultiPartParser
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from babelseg.serving.gate import Gate
 from babelseg.serving.model import ServedModel
@@ -87,7 +89,7 @@ async def _parse_form(request: Request, limits: ServeLimits) -> FormData:
     )
     try:
         return await parser.parse()
-    except Exception as e:  # starlette raises its own MultiPartException / HTTPException
+    except (MultiPartException, HTTPException, ValueError) as e:
         raise UploadRejected(400, f"The form could not be read ({e}).") from e
 
 
@@ -147,7 +149,8 @@ def _read_alpha(raw: str | None) -> float:
 
 def create_app(*, model: ServedModel, limits: ServeLimits) -> FastAPI:
     """The application serving ``model`` under ``limits``."""
-    app = FastAPI(title="babelseg", docs_url="/api/docs", redoc_url=None)
+    # The interactive docs pages load their scripts from a CDN: only the schema is served.
+    app = FastAPI(title="babelseg", openapi_url="/api/openapi.json", docs_url=None, redoc_url=None)
     store = ResultStore(max_bytes=limits.cache_bytes)
     gate = Gate(concurrency=limits.concurrency, queue=limits.queue)
     static = Path(str(resources.files("babelseg.serving") / "static"))

@@ -12,7 +12,9 @@ Timing columns are left out, so two runs of the same code print the same text:
     OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/recipe_parity.py > /tmp/after.txt
     diff /tmp/before.txt /tmp/after.txt    # empty: bit-for-bit identical
 
-``--only NAME`` runs the variants whose name starts with NAME.
+``--only NAME`` runs the variants whose name starts with NAME. ``--keep DIR`` keeps the data and
+runs; ``--load DIR`` (later, with newer code) prints the predictions of those kept checkpoints,
+which must equal the ones printed when they were written.
 """
 
 from __future__ import annotations
@@ -150,10 +152,28 @@ def predictions(run_dir: Path, world: Path) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="", help="run the variants starting with this name")
+    parser.add_argument(
+        "--keep", default=None, help="write the data and runs here (kept) instead of a temp dir"
+    )
+    parser.add_argument(
+        "--load",
+        default=None,
+        help="print the predictions of the runs kept in this folder by an earlier --keep "
+        "(do checkpoints written by older code still load and predict the same?)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.load:
+        world, out = Path(args.load) / "sw", Path(args.load) / "runs"
+        for name in VARIANTS:
+            if name.startswith(args.only):
+                print(f"== {name}")
+                for line in predictions(out / name, world):
+                    print(line)
+        return
     with tempfile.TemporaryDirectory() as tmp:
-        world, out = Path(tmp) / "sw", Path(tmp) / "runs"
+        root = Path(args.keep) if args.keep else Path(tmp)
+        world, out = root / "sw", root / "runs"
         generate(world, scale="tiny", seed=0, workers=1, progress=False, overwrite=True)
         for name, variant in VARIANTS.items():
             if not name.startswith(args.only):

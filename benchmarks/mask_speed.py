@@ -22,10 +22,10 @@ from collections.abc import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+from babelseg.engine.build_mask_recipes import build_lmseg_recipe
 
 from babelseg.data.collate import collate_samples
 from babelseg.data.sample import Annotation, Sample, Task
-from babelseg.engine.build_mask_recipes import build_lmseg_recipe
 from babelseg.engine.config import load_config
 from babelseg.recipes.base import RecipeContext
 

@@ -123,11 +123,13 @@ def digest(array) -> str:
 
 
 def weights_digest(recipe: torch.nn.Module) -> str:
-    h = hashlib.sha256()
-    for key, value in sorted(recipe.state_dict().items()):
-        h.update(key.encode())
-        h.update(value.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
+    """A digest of every weight's values, independent of the names (a renamed buffer with
+    the same values gives the same digest)."""
+    parts = sorted(
+        hashlib.sha256(value.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+        for value in recipe.state_dict().values()
+    )
+    return hashlib.sha256("".join(parts).encode()).hexdigest()[:16]
 
 
 def predictions(run_dir: Path, world: Path) -> list[str]:

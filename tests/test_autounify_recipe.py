@@ -51,7 +51,7 @@ def _recipe(**kw):
     }
     args = dict(total_steps=20, warmup_steps=4, alternate_every=3, remap_every=6)
     args.update(kw)
-    return AutoUnifyRecipe(model=model, label_spaces=spaces, label_texts=texts, **args), texts
+    return AutoUnifyRecipe(model=model, label_spaces=spaces, label_embeddings=texts, **args), texts
 
 
 def _cross_validation(recipe, a_on_b, b_on_a):

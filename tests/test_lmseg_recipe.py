@@ -13,9 +13,10 @@ from babelseg.data.sample import Annotation, Sample, Task
 from babelseg.engine.build_mask_recipes import build_lmseg_recipe
 from babelseg.engine.config import load_config
 from babelseg.engine.trainer import train
+from babelseg.models.heads.text_classifier import TextClassifier
 from babelseg.recipes.base import RecipeContext
 from babelseg.recipes.lmseg import LMSegRecipe
-from babelseg.recipes.mask_common import TextClassifier, batch_targets
+from babelseg.recipes.mask_common import batch_targets
 
 TINY = [
     "model.backbone_kwargs={widths: [8, 8, 8, 8], depths: [1, 1, 1, 1], norm: gn}",

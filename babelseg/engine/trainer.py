@@ -26,7 +26,6 @@ from babelseg.engine.builders import (
     build_train_dataset,
     embed_label_space,
     recipe_context,
-    supported_annotations,
 )
 from babelseg.engine.config import Config
 from babelseg.engine.distributed import (
@@ -40,6 +39,7 @@ from babelseg.engine.portable_backbone import STATE_KEY, portable_model_config
 from babelseg.engine.run_log import RunLogger, save_resolved_config
 from babelseg.engine.schedule import build_poly_scheduler
 from babelseg.recipes.base import check_annotations
+from babelseg.recipes.catalog import supported_annotations
 
 
 class TrainingDiverged(RuntimeError):
@@ -180,6 +180,7 @@ class Trainer:
         self.train_names = names
         context = recipe_context(cfg, self.spaces, self.texts, names)
         recipe = build_recipe(cfg, embed_dim=self.embed_dim, context=context)
+        recipe.use_reduction(all_reduce_sum_)
         if cfg.train.init_from and not self.resume:
             report = ckpt.load_network_weights(cfg.train.init_from, recipe)
             if ctx.is_main:
@@ -207,8 +208,7 @@ class Trainer:
             loaded = ckpt.load_checkpoint(latest, model=self.recipe, optimizer=self.optimizer)
             if loaded.scheduler_state:
                 self.scheduler.load_state_dict(loaded.scheduler_state)
-            if hasattr(self.recipe, "load_extra_state"):
-                self.recipe.load_extra_state(loaded.state.get("recipe_state", {}))
+            self.recipe.load_extra_state(loaded.state.get("recipe_state", {}))
             self.start_step = loaded.step
         dataset = build_train_dataset(cfg, decls, self.spaces, names)
         ratios = cfg.data.ratios
@@ -241,7 +241,7 @@ class Trainer:
         self.model = wrap_ddp(
             _prepare_batchnorm(self.recipe, ctx),
             ctx,
-            find_unused_parameters=bool(getattr(self.recipe, "find_unused_parameters", False)),
+            find_unused_parameters=self.recipe.find_unused_parameters,
         )
         self.logger = RunLogger(
             self.run_dir,
@@ -270,8 +270,7 @@ class Trainer:
             "heldout": {n: d.heldout for n, d in self.decls.items()},
             STATE_KEY: portable_model_config(self.cfg.to_dict()["model"], self.recipe),
         }
-        if hasattr(self.recipe, "extra_state"):
-            state["recipe_state"] = self.recipe.extra_state()
+        state["recipe_state"] = self.recipe.extra_state()
         return state
 
     def _set_train_mode(self, mode: bool) -> None:
@@ -282,22 +281,17 @@ class Trainer:
     def _forward(self, batch: Batch, texts: dict[str, torch.Tensor]):
         """The model on a batch; recipes with ``forward_takes_texts`` also get each image's
         label-space embeddings (category-guided decoding)."""
-        if getattr(self.recipe, "forward_takes_texts", False):
+        if self.recipe.forward_takes_texts:
             return self.model(batch.images, texts=[texts[d] for d in batch.datasets])
         return self.model(batch.images)
 
     def _step_texts(self) -> dict[str, torch.Tensor]:
         """The training datasets' label embeddings of this step (learned prompts make them
         trainable)."""
-        texts = {n: self.texts_dev[n] for n in self.train_names}
-        if hasattr(self.recipe, "step_texts"):
-            return self.recipe.step_texts(texts)
-        return texts
+        return self.recipe.step_texts({n: self.texts_dev[n] for n in self.train_names})
 
     def _exported_texts(self) -> dict[str, torch.Tensor]:
         """Every dataset's label embeddings as the trained recipe sees them (for inference)."""
-        if not hasattr(self.recipe, "step_texts"):
-            return self.texts
         was_training = self.recipe.training
         self.recipe.eval()
         with torch.no_grad():
@@ -338,8 +332,7 @@ class Trainer:
             for step in range(self.start_step, total):
                 batch: Batch = next(data_iter).to(self.device)
                 normalisers = self._normalisers(batch)
-                if hasattr(self.recipe, "on_step_start"):
-                    self.recipe.on_step_start(step)
+                self.recipe.on_step_start(step)
                 with _autocast(cfg, self.device):
                     output = self._forward(batch, step_texts := self._step_texts())
                     result = self.recipe.loss(output, batch, step_texts, normalisers=normalisers)
@@ -364,8 +357,7 @@ class Trainer:
                 )
                 self.optimizer.step()
                 self.scheduler.step()
-                if hasattr(self.recipe, "on_step_end"):
-                    self.recipe.on_step_end(step)
+                self.recipe.on_step_end(step)
                 done = step + 1
                 images_since += batch.images.shape[0] * ctx.world_size
                 lr = self.optimizer.param_groups[-1]["lr"]

@@ -32,8 +32,8 @@ from babelseg.evaluation.panoptic import PanopticQuality, panoptic_entry
 from babelseg.evaluation.report import semantic_entry, summarize
 from babelseg.evaluation.semantic import SemanticConfusion
 from babelseg.inference.predictor import Predictor
-from babelseg.inference.segments import PanopticPrediction
 from babelseg.labels.space import LabelSpace
+from babelseg.models.segments import PanopticPrediction
 
 
 def panoptic_ground_truth(sample: Sample) -> tuple[np.ndarray, list[dict[str, Any]]]:

@@ -14,11 +14,9 @@ Training runs in three parts, driven by the trainer's step hooks:
 3. **Pruning** (last step): unified nodes mapped to no label are dropped; nodes whose mappings
    agree in every dataset (identical supervision everywhere) are merged into one class.
 
-UniSegHead (eq. 4-6): ``u = s * cos(p, X_u)`` over the unified nodes, then each dataset's label
-scores ``s_c = log sum_{r -> c} exp(u_r)`` (eq. 5 applied to probabilities: a label's probability
-is the sum of its unified classes' probabilities, so a coarse label does not gain from having many
-children; with a continuous mapping the sum is weighted by the adjacency), then per-pixel
-cross-entropy in that dataset's label space (eq. 6).
+UniSegHead (eq. 4-5, :mod:`babelseg.unify.head`) scores the pixels against the unified nodes and
+maps them to each dataset's labels, then per-pixel cross-entropy in that dataset's label space
+(eq. 6). The cross-dataset validation lives in :mod:`babelseg.unify.cross_validation`.
 
 Zero-shot route (``semantic_logits`` with ``dataset`` None or unknown): every unified class
 shares its probability among the asked texts by ``softmax_k(cos(t_k, f_r) / zero_shot_tau)``,
@@ -34,51 +32,79 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from babelseg.data.collate import Batch
 from babelseg.data.sample import Annotation
-from babelseg.engine.distributed import all_reduce_sum_
-from babelseg.labels.space import IGNORE_INDEX, LabelSpace
-from babelseg.losses.pixel_text import LearnableTemperature, cosine_logits, pixel_cross_entropy_sum
+from babelseg.labels.space import LabelSpace
+from babelseg.losses.pixel_text import pixel_cross_entropy_sum
+from babelseg.models.heads.text_classifier import cosine_logits
 from babelseg.models.outputs import PixelOutput
 from babelseg.models.pixel_model import PixelEmbeddingModel
-from babelseg.recipes.base import LossResult, group_by_dataset, pixel_count
+from babelseg.recipes.base import (
+    LossResult,
+    Recipe,
+    RecipeContext,
+    group_by_dataset,
+    pixel_count,
+    pixel_network,
+)
+from babelseg.unify.cross_validation import (
+    accumulate_associations,
+    empty_associations,
+    load_associations,
+    sum_over_processes,
+    text_similarity,
+)
 from babelseg.unify.graph import GraphOutput, LabelGraph
+from babelseg.unify.head import UniSegHead, mapped_logits, orthogonality_loss, zero_shot_logits
 from babelseg.unify.node_count import initial_unified_classes
 from babelseg.unify.taxonomy import UnifiedClass, unified_classes
 from babelseg.unify.transport import NO_LABEL, boolean_mapping
 
+
+@dataclass
+class AutoUnifyConfig:
+    """``autounify`` settings (AutoUniSeg.txt).
+
+    Attributes:
+        num_unified: Initial unified nodes; 0 derives it from cross-dataset validation.
+        graph_layers: GraphSAGE layers.
+        orthogonality_weight: Weight of the orthogonality loss (eq. 7-8).
+        alternate_every: Steps per phase of the alternating training.
+        remap_every: Steps between recomputations of the boolean mappings.
+        warmup_steps: Steps with per-dataset classifiers before the graph takes over (the
+            cross-dataset validation that sets N runs over their second half).
+        adjacency_scale: Multiplier of the learnable adjacency logits: how fast the graph phases
+            move the edges (the initial edges do not depend on it).
+        min_share: Cross-dataset validation: containment both ways for two labels to merge.
+        min_match: Cross-dataset validation: containment a class needs to map to a label of a
+            dataset it has no member in.
+        min_presence: Cross-dataset validation: how often (relative to its own dataset) a
+            class must be detected in another dataset's images to map to one of its labels.
+        text_weight: Cross-dataset validation: bonus of near-identical label texts in merges.
+        text_floor: Text cosine similarity below which there is no bonus.
+        orthogonality_tau: Temperature of the orthogonality loss.
+        zero_shot_tau: Temperature of the zero-shot route (other vocabularies).
+    """
+
+    num_unified: int = 0
+    graph_layers: int = 2
+    orthogonality_weight: float = 0.1
+    alternate_every: int = 100
+    remap_every: int = 200
+    warmup_steps: int = 600
+    adjacency_scale: float = 40.0
+    min_share: float = 0.3
+    min_match: float = 0.3
+    min_presence: float = 0.15
+    text_weight: float = 0.5
+    text_floor: float = 0.6
+    orthogonality_tau: float = 0.1
+    zero_shot_tau: float = 0.05
+
+
 INITIAL_EDGE_LOGIT = 5.0
 """Scaled adjacency logit of the edges the cross-dataset validation maps (others start at 0)."""
-
-
-def mapped_logits(unified: torch.Tensor, mapping: torch.Tensor) -> torch.Tensor:
-    """Eq. 5 in probability space: ``s_c = log sum_r M[r, c] exp(u_r)``.
-
-    Args:
-        unified: ``float[B, N, h, w]`` unified logits (eq. 4).
-        mapping: ``float[N, K]`` boolean or continuous mapping (rows of unmapped nodes are 0).
-    Returns:
-        ``float[B, K, h, w]`` dataset label logits (``log 1e-30`` where no node maps).
-    """
-    top = unified.amax(1, keepdim=True)
-    probs = torch.einsum("bnhw,nk->bkhw", torch.exp(unified - top), mapping.to(unified.dtype))
-    return torch.log(probs.clamp(min=1e-30)) + top
-
-
-def orthogonality_loss(unified: torch.Tensor, tau: float) -> torch.Tensor:
-    """Eq. 7 as a cross-entropy: each unified embedding must be closest to itself.
-
-    Args:
-        unified: ``float[N, D]`` unified label embeddings (active nodes).
-        tau: Temperature of the cosine similarities.
-    Returns:
-        0-d ``-1/N sum_i log softmax_j(cos(x_i, x_j) / tau)_i``.
-    """
-    x = F.normalize(unified, dim=1)
-    sim = x @ x.t() / tau
-    return F.cross_entropy(sim, torch.arange(len(x), device=x.device))
 
 
 @dataclass
@@ -97,38 +123,13 @@ class UnifyOutput(PixelOutput):
     graph: GraphOutput | None = None
 
 
-class UniSegHead(nn.Module):
-    """Pixel embeddings -> unified logits (eq. 4) -> dataset logits through a mapping (eq. 5).
-
-    Args:
-        temperature: Initial tau of the cosine logits (learned).
-    """
-
-    def __init__(self, *, temperature: float = 0.07) -> None:
-        super().__init__()
-        self.temperature = LearnableTemperature(temperature=temperature, learnable=True)
-
-    def unified_logits(
-        self, embeddings: torch.Tensor, unified: torch.Tensor, scale: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """``float[B, D, h, w]`` x ``float[N, D]`` -> ``float[B, N, h, w]`` (eq. 4); ``scale``:
-        the head's ``1 / tau`` when the caller already has it (from the forward pass)."""
-        return cosine_logits(embeddings, unified, self.temperature() if scale is None else scale)
-
-    def forward(
-        self, embeddings: torch.Tensor, unified: torch.Tensor, mapping: torch.Tensor
-    ) -> torch.Tensor:
-        """``float[B, D, h, w]``, ``float[N, D]``, ``float[N, K]`` -> ``float[B, K, h, w]``."""
-        return mapped_logits(self.unified_logits(embeddings, unified), mapping)
-
-
-class AutoUnifyRecipe(nn.Module):
+class AutoUnifyRecipe(Recipe):
     """Segmentation network + label graph + UniSegHead, trained in alternation.
 
     Args:
         model: The pixel-embedding network (embedding dim = text dim D).
         label_spaces: The training datasets' label spaces, in sampler order.
-        label_texts: ``{dataset: float[K_d, D]}`` text features of their labels.
+        label_embeddings: ``{dataset: float[K_d, D]}`` text features of their labels.
         total_steps: The run's training steps (pruning happens after the last).
         num_unified: Initial unified nodes; 0 derives N from cross-dataset validation.
         graph_layers: GraphSAGE layers.
@@ -145,7 +146,7 @@ class AutoUnifyRecipe(nn.Module):
     """
 
     name = "autounify"
-    supported_annotations = {Annotation.CLEAN, Annotation.NOISY}
+    supported_annotations = frozenset({Annotation.CLEAN, Annotation.NOISY})
     find_unused_parameters = True  # the graph is idle in the warm-up and segmentation phases
 
     def __init__(
@@ -153,7 +154,7 @@ class AutoUnifyRecipe(nn.Module):
         *,
         model: PixelEmbeddingModel,
         label_spaces: Mapping[str, LabelSpace],
-        label_texts: Mapping[str, torch.Tensor],
+        label_embeddings: Mapping[str, torch.Tensor],
         total_steps: int,
         num_unified: int = 0,
         graph_layers: int = 2,
@@ -174,7 +175,7 @@ class AutoUnifyRecipe(nn.Module):
         super().__init__()
         if not label_spaces:
             raise ValueError("autounify needs the training datasets' label spaces (data.train).")
-        missing = [n for n in label_spaces if n not in label_texts]
+        missing = [n for n in label_spaces if n not in label_embeddings]
         if missing:
             raise ValueError(f"autounify: no label texts for datasets {missing}.")
         if alternate_every < 1 or remap_every < 1:
@@ -186,7 +187,7 @@ class AutoUnifyRecipe(nn.Module):
         self.datasets = list(label_spaces)
         self.spaces = dict(label_spaces)
         self.sizes = {n: len(s) for n, s in label_spaces.items()}
-        feats = torch.cat([label_texts[n].float() for n in self.datasets], dim=0)
+        feats = torch.cat([label_embeddings[n].float() for n in self.datasets], dim=0)
         owner = torch.cat(
             [torch.full((self.sizes[n],), i, dtype=torch.long) for i, n in enumerate(self.datasets)]
         )
@@ -215,8 +216,8 @@ class AutoUnifyRecipe(nn.Module):
         self.class_of_slot: list[int] | None = None
         self.phase = "warmup"
         # cross-dataset validation (see _accumulate): argmax counts and probability mass
-        self.assoc = self._empty_associations()
-        self.assoc_soft = self._empty_associations()
+        self.assoc = empty_associations(self.sizes)
+        self.assoc_soft = empty_associations(self.sizes)
         self._trainable: dict[str, bool] | None = None
         self._step = 0
 
@@ -224,23 +225,6 @@ class AutoUnifyRecipe(nn.Module):
     @property
     def num_slots(self) -> int:
         return self.graph.num_unified
-
-    def _empty_associations(self) -> dict[str, dict[str, np.ndarray]]:
-        """``{S: {T: zeros[|L_S| + 1, |L_T|]}}`` (the last row: pixels S leaves unlabelled)."""
-        return {
-            b: {a: np.zeros((self.sizes[b] + 1, self.sizes[a])) for a in self.datasets}
-            for b in self.datasets
-        }
-
-    def _load_associations(self, target: dict, saved: Mapping) -> None:
-        """Copy saved associations into ``target``; older runs lack the unlabelled row."""
-        for b, row in saved.items():
-            for a, m in row.items():
-                if b in target and a in target[b]:
-                    m = np.asarray(m, dtype=np.float64)
-                    if len(m) == self.sizes[b]:
-                        m = np.concatenate([m, np.zeros((1, m.shape[1]))])
-                    target[b][a] = m
 
     def _active_tensor(self, device: torch.device) -> torch.Tensor:
         return torch.tensor(self.active, dtype=torch.bool, device=device)
@@ -275,8 +259,8 @@ class AutoUnifyRecipe(nn.Module):
         cls = state.get("class_of_slot")
         self.class_of_slot = None if cls is None else [int(c) for c in cls]
         self.phase = str(state.get("phase", "warmup"))
-        self._load_associations(self.assoc, state.get("assoc", {}))
-        self._load_associations(self.assoc_soft, state.get("assoc_soft", {}))
+        load_associations(self.assoc, state.get("assoc", {}), self.sizes)
+        load_associations(self.assoc_soft, state.get("assoc_soft", {}), self.sizes)
 
     # ------------------------------------------------------------------ schedule hooks
     def _phase_of(self, step: int) -> str:
@@ -318,19 +302,11 @@ class AutoUnifyRecipe(nn.Module):
             self.prune()
 
     # ------------------------------------------------------------------ unified classes
-    def _sum_over_processes(self) -> None:
-        """Under torchrun every process saw other images: sum their associations so every
-        process derives the same unified classes."""
-        device = self.graph.edge_logits.device  # nccl reduces CUDA tensors, gloo CPU ones
-        for assoc in (self.assoc, self.assoc_soft):
-            for row in assoc.values():
-                for name, m in row.items():
-                    total = all_reduce_sum_(torch.from_numpy(m.copy()).to(device))
-                    row[name] = total.cpu().numpy()
-
     def initialise_unified(self) -> None:
         """Cross-dataset validation -> initial unified classes -> graph init and mappings."""
-        self._sum_over_processes()
+        device = self.graph.edge_logits.device  # nccl reduces CUDA tensors, gloo CPU ones
+        for assoc in (self.assoc, self.assoc_soft):
+            sum_over_processes(assoc, self.reduce_sum, device)
         classes = initial_unified_classes(
             self.assoc,
             self.datasets,
@@ -338,7 +314,7 @@ class AutoUnifyRecipe(nn.Module):
             min_share=self.min_share,
             min_match=self.min_match,
             min_presence=self.min_presence,
-            text_similarity=self._text_similarity(),
+            text_similarity=text_similarity(self.graph.label_features, self.offsets, self.sizes),
             text_weight=self.text_weight,
             text_floor=self.text_floor,
         )
@@ -358,13 +334,6 @@ class AutoUnifyRecipe(nn.Module):
         self.initialised = True
         self.class_of_slot = None
         self.remap()
-
-    @torch.no_grad()
-    def _text_similarity(self) -> dict[str, dict[str, np.ndarray]]:
-        """``{B: {A: float[|L_B|, |L_A|]}}`` cosine similarity of the label text features."""
-        feats = F.normalize(self.graph.label_features, dim=1).cpu()
-        part = {n: feats[int(o) : int(o) + self.sizes[n]] for n, o in self.offsets.items()}
-        return {b: {a: (part[b] @ part[a].t()).numpy() for a in part} for b in part}
 
     @torch.no_grad()
     def remap(self) -> None:
@@ -493,50 +462,38 @@ class AutoUnifyRecipe(nn.Module):
         """``float[B, N, h, w]`` unified logits -> ``float[B, K, h, w]`` for any texts."""
         feats = F.normalize(self.graph.label_features, dim=1)
         sim = F.normalize(text, dim=1) @ feats.t()  # [K, L]
-        best = torch.full((self.num_slots, len(text)), -2.0, device=text.device)
-        for name in self.datasets:
-            start = int(self.offsets[name])
-            for r, c in enumerate(self.assign[name]):
-                if c != NO_LABEL and self.active[r]:
-                    best[r] = torch.maximum(best[r], sim[:, start + c])
-        share = torch.softmax(best / self.zero_shot_tau, dim=1)  # p(k | r)
-        share = share * self._active_tensor(text.device).to(share.dtype)[:, None]
-        probs = torch.einsum("bnhw,nk->bkhw", torch.softmax(unified, dim=1), share)
-        return torch.log(probs.clamp(min=1e-30))
+        slot_labels = [
+            [
+                int(self.offsets[n]) + self.assign[n][r]
+                for n in self.datasets
+                if self.assign[n][r] != NO_LABEL and self.active[r]
+            ]
+            for r in range(self.num_slots)
+        ]
+        active = self._active_tensor(text.device)
+        return zero_shot_logits(unified, text, sim, slot_labels, active, tau=self.zero_shot_tau)
 
     # ------------------------------------------------------------------ loss
-    @staticmethod
-    def loss_counts(batch: Batch) -> dict[str, float]:
+    def loss_counts(self, batch: Batch) -> dict[str, float]:
         """This process's normaliser count: labelled pixels."""
         return pixel_count(batch)
 
-    @torch.no_grad()
     def _accumulate(
         self, emb: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, source: str, texts
     ) -> None:
-        """Cross-dataset validation: every dataset's classifier on ``source``'s image pixels.
-
-        Adds to ``assoc[source][name]`` the pixel counts (source's label x the classifier's
-        argmax) and to ``assoc_soft[source][name]`` the classifier's probability mass per
-        source label; the last row holds the pixels ``source`` leaves unlabelled.
-
-        Args:
-            emb: ``float[b, D, h, w]`` pixel embeddings of ``source``'s images.
-            target: ``int64[b, H, W]`` their labels (``IGNORE_INDEX`` where unlabelled).
-            valid: ``bool[b, H, W]`` real image pixels (False on padding, which is not counted).
-        """
-        gt = torch.where(target == IGNORE_INDEX, self.sizes[source], target)[valid]
-        rows = self.sizes[source] + 1  # the last row: pixels ``source`` leaves unlabelled
-        for name in self.datasets:
-            logits = cosine_logits(emb, texts[name], self.head.temperature())
-            logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear")
-            pred = logits.argmax(1)[valid]
-            k = self.sizes[name]
-            counts = torch.bincount(gt * k + pred, minlength=rows * k).reshape(rows, k)
-            self.assoc[source][name] += counts.cpu().numpy()
-            probs = torch.softmax(logits, 1).permute(0, 2, 3, 1)[valid]  # [P, k]
-            mass = probs.new_zeros(rows, k).index_add_(0, gt, probs)
-            self.assoc_soft[source][name] += mass.double().cpu().numpy()
+        """:func:`~babelseg.unify.cross_validation.accumulate_associations` into this recipe's
+        associations, with the head's temperature."""
+        accumulate_associations(
+            self.assoc,
+            self.assoc_soft,
+            emb,
+            target,
+            valid,
+            source=source,
+            texts=texts,
+            scale=self.head.temperature(),
+            sizes=self.sizes,
+        )
 
     def loss(
         self,
@@ -562,10 +519,10 @@ class AutoUnifyRecipe(nn.Module):
         total = emb.new_zeros(())
         phase = self.phase if self.initialised else "warmup"
         # taken from the forward pass when it computed them (DDP must see every used parameter)
-        scale = getattr(output, "scale", None)
+        scale = output.scale if isinstance(output, UnifyOutput) else None
         scale = self.head.temperature() if scale is None else scale
         if phase != "warmup":
-            graph = getattr(output, "graph", None)
+            graph = output.graph if isinstance(output, UnifyOutput) else None
             if graph is None:
                 graph = self._unified(emb.device, grad=phase == "graph")
             unified_all = self.head.unified_logits(emb, graph.unified, scale)
@@ -608,3 +565,34 @@ class AutoUnifyRecipe(nn.Module):
     def _collecting(self) -> bool:
         """Associations are gathered over the second half of the warm-up."""
         return self._step >= self.warmup_steps // 2
+
+
+def build_autounify_recipe(section: AutoUnifyConfig, *, context: RecipeContext) -> AutoUnifyRecipe:
+    """The ``autounify`` recipe (AutoUniSeg.txt) over the run's training datasets."""
+    if not context.train_datasets:
+        raise ValueError(
+            "recipe.name=autounify needs the training datasets' label spaces; build it through "
+            "the trainer or Predictor.from_checkpoint (a RecipeContext with train_datasets)."
+        )
+    names = list(context.train_datasets)
+    return AutoUnifyRecipe(
+        model=pixel_network(context),
+        label_spaces={n: context.label_spaces[n] for n in names},
+        label_embeddings={n: context.texts[n] for n in names},
+        total_steps=context.total_steps,
+        num_unified=section.num_unified,
+        graph_layers=section.graph_layers,
+        orthogonality_weight=section.orthogonality_weight,
+        alternate_every=section.alternate_every,
+        remap_every=section.remap_every,
+        warmup_steps=section.warmup_steps,
+        temperature=context.temperature,
+        adjacency_scale=section.adjacency_scale,
+        min_share=section.min_share,
+        min_match=section.min_match,
+        min_presence=section.min_presence,
+        text_weight=section.text_weight,
+        text_floor=section.text_floor,
+        orthogonality_tau=section.orthogonality_tau,
+        zero_shot_tau=section.zero_shot_tau,
+    )

@@ -40,7 +40,7 @@ def load_classes(run: str | Path):
             "needs an autounify run (recipe.name=autounify)."
         )
     recipe.unified_space()  # raises with the fix when the run stopped in its warm-up
-    return recipe.classes(), list(recipe.datasets)
+    return recipe.slots.classes(), list(recipe.datasets)
 
 
 def run(args: argparse.Namespace) -> int:

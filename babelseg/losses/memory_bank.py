@@ -16,7 +16,8 @@ from torch import nn
 
 
 def cell_labels(semantic: torch.Tensor, size: tuple[int, int], *, stride: int = 4) -> torch.Tensor:
-    """The label at the centre pixel of each ``stride`` cell: ``int64[B, H, W]`` -> ``[B, h, w]``."""
+    """The label at the centre pixel of each ``stride`` cell: ``int64[B, H, W]`` -> ``[B, h, w]``
+    (``h, w = size``)."""
     h, w = size
     rows = (torch.arange(h, device=semantic.device) * stride + stride // 2).clamp(
         max=semantic.shape[-2] - 1

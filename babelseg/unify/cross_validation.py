@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from babelseg.labels.space import IGNORE_INDEX
 from babelseg.models.heads.text_classifier import cosine_logits
+from babelseg.unify.node_count import initial_unified_classes
 
 Associations = dict[str, dict[str, np.ndarray]]
 
@@ -101,3 +102,75 @@ def text_similarity(
     feats = F.normalize(label_features, dim=1).cpu()
     part = {n: feats[int(o) : int(o) + sizes[n]] for n, o in offsets.items()}
     return {b: {a: (part[b] @ part[a].t()).numpy() for a in part} for b in part}
+
+
+class CrossDatasetValidation:
+    """The associations gathered during the warm-up and the unified classes they give.
+
+    Args:
+        sizes: ``{dataset: K}`` of the training datasets, in order.
+    """
+
+    def __init__(self, sizes: Mapping[str, int]) -> None:
+        self.sizes = dict(sizes)
+        self.assoc = empty_associations(self.sizes)  # argmax counts
+        self.assoc_soft = empty_associations(self.sizes)  # probability mass
+
+    def accumulate(
+        self,
+        emb: torch.Tensor,
+        target: torch.Tensor,
+        valid: torch.Tensor,
+        *,
+        source: str,
+        texts: Mapping[str, torch.Tensor],
+        scale: torch.Tensor,
+    ) -> None:
+        """:func:`accumulate_associations` into both association tables."""
+        accumulate_associations(
+            self.assoc,
+            self.assoc_soft,
+            emb,
+            target,
+            valid,
+            source=source,
+            texts=texts,
+            scale=scale,
+            sizes=self.sizes,
+        )
+
+    def unified_classes(
+        self,
+        *,
+        reduce_sum: Callable[[torch.Tensor], torch.Tensor],
+        device: torch.device,
+        label_features: torch.Tensor,
+        offsets: Mapping[str, int],
+        thresholds: Mapping[str, float],
+    ) -> list[dict[str, int | None]]:
+        """The initial unified classes (:func:`initial_unified_classes` with ``thresholds``:
+        min_share, min_match, min_presence, text_weight, text_floor), after summing the
+        associations over processes (``device``: where ``reduce_sum`` works)."""
+        for assoc in (self.assoc, self.assoc_soft):
+            sum_over_processes(assoc, reduce_sum, device)
+        return initial_unified_classes(
+            self.assoc,
+            list(self.sizes),
+            soft=self.assoc_soft,
+            text_similarity=text_similarity(label_features, offsets, self.sizes),
+            **thresholds,
+        )
+
+    def state(self) -> dict:
+        """JSON-safe ``{"assoc": ..., "assoc_soft": ...}``."""
+        return {
+            "assoc": {b: {a: m.tolist() for a, m in r.items()} for b, r in self.assoc.items()},
+            "assoc_soft": {
+                b: {a: m.tolist() for a, m in r.items()} for b, r in self.assoc_soft.items()
+            },
+        }
+
+    def load_state(self, state: Mapping) -> None:
+        """Restore :meth:`state` (older runs lack the unlabelled row; absent keys: nothing)."""
+        load_associations(self.assoc, state.get("assoc", {}), self.sizes)
+        load_associations(self.assoc_soft, state.get("assoc_soft", {}), self.sizes)

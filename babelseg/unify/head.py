@@ -9,11 +9,15 @@ children; with a continuous mapping the sum is weighted by the adjacency).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from babelseg.models.heads.text_classifier import LearnableTemperature, cosine_logits
+from babelseg.models.outputs import PixelOutput
+from babelseg.unify.graph import GraphOutput
 
 
 def mapped_logits(unified: torch.Tensor, mapping: torch.Tensor) -> torch.Tensor:
@@ -100,3 +104,19 @@ def zero_shot_logits(
     share = share * active.to(share.dtype)[:, None]
     probs = torch.einsum("bnhw,nk->bkhw", torch.softmax(unified, dim=1), share)
     return torch.log(probs.clamp(min=1e-30))
+
+
+@dataclass
+class UnifyOutput(PixelOutput):
+    """The pixel embeddings, plus what the loss needs from the recipe's own parameters in
+    training: computed in ``forward`` so that DistributedDataParallel finds every parameter a
+    step uses.
+
+    Attributes:
+        scale: 0-d ``1 / tau`` of the head (None in eval mode).
+        graph: The label graph's output in the segmentation and graph phases (None in the
+            warm-up and in eval mode).
+    """
+
+    scale: torch.Tensor | None = None
+    graph: GraphOutput | None = None

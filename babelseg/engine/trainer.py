@@ -35,6 +35,7 @@ from babelseg.engine.distributed import (
     init_distributed,
     wrap_ddp,
 )
+from babelseg.engine.init_from import load_network_weights
 from babelseg.engine.portable_backbone import STATE_KEY, portable_model_config
 from babelseg.engine.run_log import RunLogger, save_resolved_config
 from babelseg.engine.schedule import build_poly_scheduler
@@ -182,7 +183,7 @@ class Trainer:
         recipe = build_recipe(cfg, embed_dim=self.embed_dim, context=context)
         recipe.use_reduction(all_reduce_sum_)
         if cfg.train.init_from and not self.resume:
-            report = ckpt.load_network_weights(cfg.train.init_from, recipe)
+            report = load_network_weights(cfg.train.init_from, recipe)
             if ctx.is_main:
                 print(report, file=sys.stderr)
         self.frozen: list[torch.nn.Module] = []

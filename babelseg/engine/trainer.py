@@ -17,7 +17,8 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from babelseg.data.collate import Batch, collate_samples
-from babelseg.data.declaration import load_declarations, resolve_label_space
+from babelseg.data.declaration import load_declarations
+from babelseg.data.label_source import resolve_label_space
 from babelseg.data.sampler import MultiDatasetBatchSampler
 from babelseg.engine import checkpoint as ckpt
 from babelseg.engine.builders import (

@@ -24,7 +24,8 @@ import numpy as np
 from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
-from babelseg.data.declaration import DatasetDecl, resolve_label_space
+from babelseg.data.declaration import DatasetDecl
+from babelseg.data.label_source import resolve_label_space
 from babelseg.data.readers import make_reader
 from babelseg.data.sample import Annotation, Sample, Task
 from babelseg.evaluation.instance import instance_ap, instance_entry, masks_to_coco_results

@@ -4,14 +4,18 @@ section and a :class:`~babelseg.recipes.base.RecipeContext`, modules below plain
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Mapping
 from dataclasses import replace
 
 import torch
+from torch.utils.data import DataLoader
 
 from babelseg.data.augment import build_augmentation
+from babelseg.data.collate import collate_samples
 from babelseg.data.declaration import DatasetDecl
 from babelseg.data.readers import make_reader
+from babelseg.data.sampler import MultiDatasetBatchSampler
 from babelseg.data.torch_dataset import AugmentedDataset, MultiDataset
 from babelseg.engine.config import Config, LabelsConfig
 from babelseg.labels.cache import CachedTextEncoder, EmbeddingCache
@@ -19,8 +23,8 @@ from babelseg.labels.encoders.base import TextEncoder
 from babelseg.labels.encoders.factory import build_text_encoder
 from babelseg.labels.space import LabelSpace
 from babelseg.labels.texts import encode_label_space, label_texts
-from babelseg.recipes.base import Recipe, RecipeContext
-from babelseg.recipes.catalog import build_recipe_from_section
+from babelseg.recipes.base import Recipe, RecipeContext, check_annotations
+from babelseg.recipes.catalog import build_recipe_from_section, supported_annotations
 
 
 def build_text_encoder_from_config(cfg: LabelsConfig, *, device: str = "cpu") -> TextEncoder:
@@ -118,3 +122,59 @@ def build_train_dataset(
         )
         parts.append(AugmentedDataset(reader, aug, seed=cfg.train.seed))
     return MultiDataset(parts)
+
+
+def train_dataset_names(
+    cfg: Config, decls: Mapping[str, DatasetDecl], *, report: bool = True
+) -> list[str]:
+    """The datasets to train on: ``data.train`` (checked against the recipe's annotation kinds),
+    or every non-held-out dataset the recipe can use (``report``: say which were skipped)."""
+    supported = supported_annotations(cfg.recipe.name)
+    if cfg.data.train:
+        names = list(cfg.data.train)
+        check_annotations(cfg.recipe.name, supported, {n: decls[n].annotation for n in names})
+        return names
+    names = [n for n, d in decls.items() if not d.heldout and d.annotation in supported]
+    skipped = [n for n, d in decls.items() if not d.heldout and n not in names]
+    if skipped and report:
+        print(
+            f"recipe '{cfg.recipe.name}' trains on {names}; skipping {skipped} "
+            "(annotation kind it cannot use)",
+            file=sys.stderr,
+        )
+    if not names:
+        raise ValueError(f"No dataset in {cfg.data.datasets_yaml} fits recipe '{cfg.recipe.name}'.")
+    return names
+
+
+def build_train_loader(
+    cfg: Config, dataset: MultiDataset, names: list[str], *, rank: int, world_size: int
+) -> tuple[MultiDatasetBatchSampler, DataLoader]:
+    """The multi-dataset batch sampler of this process and the DataLoader over it."""
+    ratios = cfg.data.ratios
+    if isinstance(ratios, dict):
+        missing = [n for n in names if n not in ratios]
+        if missing:
+            raise ValueError(f"data.ratios gives no weight for {missing}.")
+        ratios = [float(ratios[n]) for n in names]
+    sampler = MultiDatasetBatchSampler(
+        dataset.sizes,
+        batch_size=cfg.data.batch_size,
+        ratios=ratios,
+        mode=cfg.data.sampling,
+        seed=cfg.train.seed,
+        rank=rank,
+        world_size=world_size,
+    )
+    loader = DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        collate_fn=collate_samples,
+        num_workers=cfg.data.num_workers,
+        persistent_workers=cfg.data.num_workers > 0,
+        prefetch_factor=4 if cfg.data.num_workers > 0 else None,
+        # its own generator: starting the iterator must not draw from the global one, or a
+        # resumed run's later random numbers would differ from the uninterrupted run's
+        generator=torch.Generator().manual_seed(cfg.train.seed),
+    )
+    return sampler, loader

@@ -39,7 +39,6 @@ from babelseg.data.card_data import (
     space_with_layout,
 )
 from babelseg.data.declaration import DatasetDecl
-from babelseg.data.json_file import load_json
 from babelseg.labels.space import IGNORE_INDEX, ClassDef, LabelSpace
 
 CardBuilder = Callable[[Mapping[str, Any], DatasetDecl], LabelSpace]

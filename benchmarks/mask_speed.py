@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from babelseg.data.collate import collate_samples
 from babelseg.data.sample import Annotation, Sample, Task
-from babelseg.engine.build_mask_recipes import build_lmseg_recipe
+from babelseg.engine.builders import build_recipe
 from babelseg.engine.config import load_config
 from babelseg.recipes.base import RecipeContext
 
@@ -90,7 +90,7 @@ def speed_comparison(
     context = RecipeContext(
         label_spaces={}, texts={}, label_texts={}, train_datasets=["bench"], embed_dim=embed_dim
     )
-    recipe = build_lmseg_recipe(cfg, context)
+    recipe = build_recipe(cfg, embed_dim=embed_dim, context=context)
     text = F.normalize(torch.randn(num_classes, embed_dim), dim=1)
     batch_data = collate_samples(_samples(batch, size, num_classes, seed=0))
     texts = {"bench": text}

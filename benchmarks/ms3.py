@@ -29,7 +29,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from babelseg.data.declaration import load_declarations, resolve_label_space
+from babelseg.data.declaration import load_declarations
+from babelseg.data.label_source import resolve_label_space
 from babelseg.engine.config import load_config
 from babelseg.engine.trainer import train
 from babelseg.evaluation.runner import evaluate_datasets

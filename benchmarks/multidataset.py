@@ -4,7 +4,7 @@ The shape of LMSeg.txt Table 2 and AutoUniSeg.txt Table 2: per-dataset mIoU (eac
 split in its own label space), the mean, the held-out datasets' mIoU (zero-shot), and wall time.
 Rows:
 
-- every name in ``babelseg.engine.builders.RECIPES`` (read at run time): ``configs/<name>.yaml``
+- every name in ``babelseg.recipes.catalog.CATALOG`` (read at run time): ``configs/<name>.yaml``
   when it exists, else ``configs/default.yaml`` with ``recipe.name=<name>``;
 - ``single``: ``configs/single.yaml`` once per training dataset, the same total steps split
   across them; each dataset is scored by its own model, each held-out dataset by the best of
@@ -53,9 +53,9 @@ LABEL_SPACE = {
 
 def _recipe_names() -> list[str]:
     sys.path.insert(0, str(ROOT))
-    from babelseg.engine.builders import RECIPES
+    from babelseg.recipes.catalog import CATALOG
 
-    return list(RECIPES)
+    return list(CATALOG)
 
 
 def _datasets(sw: Path, default_config: Path) -> tuple[list[str], list[str]]:

@@ -12,7 +12,8 @@ from babelseg.engine.trainer import train
 from babelseg.labels.space import LabelSpace
 from babelseg.models.builders import build_pixel_model
 from babelseg.models.outputs import PixelOutput
-from babelseg.recipes.autounify import AutoUnifyRecipe, mapped_logits, orthogonality_loss
+from babelseg.recipes.autounify import AutoUnifyConfig, AutoUnifyRecipe
+from babelseg.unify.head import mapped_logits, orthogonality_loss
 
 
 def test_eq5_sums_the_probabilities_of_each_labels_unified_classes():
@@ -51,13 +52,21 @@ def _recipe(**kw):
     }
     args = dict(total_steps=20, warmup_steps=4, alternate_every=3, remap_every=6)
     args.update(kw)
-    return AutoUnifyRecipe(model=model, label_spaces=spaces, label_texts=texts, **args), texts
+    settings = AutoUnifyConfig(**{k: v for k, v in args.items() if k != "total_steps"})
+    recipe = AutoUnifyRecipe(
+        model=model,
+        label_spaces=spaces,
+        label_embeddings=texts,
+        total_steps=args["total_steps"],
+        settings=settings,
+    )
+    return recipe, texts
 
 
 def _cross_validation(recipe, a_on_b, b_on_a):
     """Warm-up associations (counts and mass alike) for the labelled rows; own classifiers
     are perfect."""
-    for assoc in (recipe.assoc, recipe.assoc_soft):
+    for assoc in (recipe.validation.assoc, recipe.validation.assoc_soft):
         assoc["a"]["a"][:2] = np.eye(2) * 100
         assoc["b"]["b"][:3] = np.eye(3) * 100
         assoc["a"]["b"][:2] = a_on_b
@@ -101,17 +110,17 @@ def test_cross_dataset_validation_sets_n_and_the_mappings_and_state_round_trips(
         np.array([[90, 10], [85, 15], [5, 95]]),
     )
     recipe.initialise_unified()
-    assert sum(recipe.active) == 3
-    assert recipe.assign["a"][:3] == [0, 1, 0] and recipe.assign["b"][:3] == [0, 2, 1]
+    assert sum(recipe.slots.active) == 3
+    assert recipe.slots.assign["a"][:3] == [0, 1, 0] and recipe.slots.assign["b"][:3] == [0, 2, 1]
     recipe.prune()
-    assert [c.name for c in recipe.classes()] == ["road", "car", "lane"]
+    assert [c.name for c in recipe.slots.classes()] == ["road", "car", "lane"]
     assert recipe.unified_space().names == ["road", "car", "lane"]
     state = json.loads(json.dumps(recipe.extra_state()))
     fresh, _ = _recipe()
     fresh.load_state_dict(recipe.state_dict())
     fresh.load_extra_state(state)
-    assert fresh.assign == recipe.assign and fresh.active == recipe.active
-    assert fresh.class_of_slot == recipe.class_of_slot
+    assert fresh.slots.assign == recipe.slots.assign and fresh.slots.active == recipe.slots.active
+    assert fresh.slots.class_of_slot == recipe.slots.class_of_slot
     out = PixelOutput(embeddings=torch.randn(2, 6, 5, 7))
     fresh.eval()
     recipe.eval()
@@ -153,9 +162,11 @@ def test_tiny_training_run_and_the_unify_cli(tiny_run_config, tmp_path, tiny_syn
     result = train(cfg)
     assert np.isfinite(result.final_loss)
     recipe = Predictor.from_checkpoint(cfg.run_dir).recipe
-    assert recipe.initialised and recipe.class_of_slot is not None  # pruned at the last step
-    n = len(recipe.classes())
-    assert 1 <= n <= sum(recipe.active)
+    assert (
+        recipe.slots.initialised and recipe.slots.class_of_slot is not None
+    )  # pruned at the last step
+    n = len(recipe.slots.classes())
+    assert 1 <= n <= sum(recipe.slots.active)
     assert recipe.datasets == ["metro_drive", "vista_roads", "home_scenes"]
     out_yaml = tmp_path / "taxonomy.yaml"
     assert main(["unify", "--run", cfg.run_dir, "--out", str(out_yaml)]) == 0
@@ -240,8 +251,10 @@ def test_cross_dataset_validation_counts_unlabelled_pixels_and_skips_padding():
     valid = torch.ones(2, 16, 16, dtype=torch.bool)
     valid[:, 12:] = False  # padding: its labels are ignore too, but it is not counted
     target[:, 12:] = IGNORE_INDEX
-    recipe._accumulate(emb, target, valid, "a", texts)
-    for assoc in (recipe.assoc, recipe.assoc_soft):
+    recipe.validation.accumulate(
+        emb, target, valid, source="a", texts=texts, scale=recipe.head.temperature()
+    )
+    for assoc in (recipe.validation.assoc, recipe.validation.assoc_soft):
         for name in ("a", "b"):
             m = assoc["a"][name]
             assert m.shape == (3, len(texts[name]))
@@ -257,7 +270,7 @@ def test_the_initial_adjacency_does_not_depend_on_how_fast_the_edges_learn():
         recipe, _ = _recipe(adjacency_scale=scale)
         _cross_validation(recipe, *cv)
         recipe.initialise_unified()
-        adjacency.append(recipe.graph.adjacency(recipe._active_tensor(torch.device("cpu"))))
+        adjacency.append(recipe.graph.adjacency(recipe.slots.active_tensor(torch.device("cpu"))))
     assert torch.allclose(adjacency[0], adjacency[1], atol=1e-6)
     # a mapped edge carries e^5 / (e^5 + K - 1) of its row in that dataset
     assert float(adjacency[0][0, 0]) == pytest.approx(math.exp(5) / (math.exp(5) + 1), rel=1e-5)

@@ -9,7 +9,7 @@ import torch
 
 from babelseg.data.collate import collate_samples
 from babelseg.data.sample import Annotation, Sample, Task
-from babelseg.engine.build_mask_recipes import build_dataseg_recipe
+from babelseg.engine.builders import build_recipe
 from babelseg.engine.config import load_config
 from babelseg.engine.trainer import train
 from babelseg.labels.space import ClassDef, LabelSpace
@@ -43,7 +43,7 @@ def _recipe(*overrides) -> DaTaSegRecipe:
         train_datasets=["pan", "sem", "box"],
         embed_dim=4,
     )
-    return build_dataseg_recipe(cfg, context)
+    return build_recipe(cfg, embed_dim=4, context=context)
 
 
 def _sample(name, task, annotation):

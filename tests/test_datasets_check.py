@@ -14,7 +14,8 @@ from PIL import Image
 from babelseg.cli import datasets_cmd
 from babelseg.data.cards import CARDS, build_card
 from babelseg.data.check import check_dataset
-from babelseg.data.declaration import load_declarations, parse_declaration, resolve_label_space
+from babelseg.data.declaration import load_declarations, parse_declaration
+from babelseg.data.label_source import resolve_label_space
 from babelseg.data.sample import Task
 
 H, W = 3, 4

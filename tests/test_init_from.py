@@ -8,6 +8,7 @@ from safetensors.torch import load_file
 
 from babelseg.engine import checkpoint as ckpt
 from babelseg.engine.config import load_config
+from babelseg.engine.init_from import network_key
 from babelseg.engine.trainer import train
 
 
@@ -118,17 +119,18 @@ def test_init_from_a_missing_path_names_it(pretrained, tmp_path):
 
 
 def test_network_key_pairs_tensors_across_recipes():
-    assert ckpt._network_key("model.backbone.stem.weight") == (1, "backbone.stem.weight")
-    assert ckpt._network_key("momentum.model.decoder.lateral.0.weight") == (
+    assert network_key("model.backbone.stem.weight") == (1, "backbone.stem.weight")
+    assert network_key("momentum.model.decoder.lateral.0.weight") == (
         2,
         "decoder.lateral.0.weight",
     )
-    assert ckpt._network_key("model.head.proj.weight") is None
+    assert network_key("model.head.proj.weight") is None
 
 
 def test_dataset_augmentation_switch_gives_every_dataset_the_default_pipeline(tiny_run_config):
     from babelseg.data.augment import build_augmentation
-    from babelseg.data.declaration import load_declarations, resolve_label_space
+    from babelseg.data.declaration import load_declarations
+    from babelseg.data.label_source import resolve_label_space
     from babelseg.engine.builders import build_train_dataset
 
     names = ["metro_drive", "home_scenes"]

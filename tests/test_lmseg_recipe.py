@@ -10,12 +10,13 @@ import torch.nn.functional as F
 
 from babelseg.data.collate import collate_samples
 from babelseg.data.sample import Annotation, Sample, Task
-from babelseg.engine.build_mask_recipes import build_lmseg_recipe
+from babelseg.engine.builders import build_recipe
 from babelseg.engine.config import load_config
 from babelseg.engine.trainer import train
+from babelseg.models.heads.text_classifier import TextClassifier
 from babelseg.recipes.base import RecipeContext
 from babelseg.recipes.lmseg import LMSegRecipe
-from babelseg.recipes.mask_common import TextClassifier, batch_targets
+from babelseg.recipes.mask_common import batch_targets
 
 TINY = [
     "model.backbone_kwargs={widths: [8, 8, 8, 8], depths: [1, 1, 1, 1], norm: gn}",
@@ -40,7 +41,7 @@ def _recipe(embed_dim=8, *overrides, train_datasets=("a",)) -> LMSegRecipe:
         train_datasets=list(train_datasets),
         embed_dim=embed_dim,
     )
-    return build_lmseg_recipe(cfg, context)
+    return build_recipe(cfg, embed_dim=embed_dim, context=context)
 
 
 def _panoptic_sample(name="a"):

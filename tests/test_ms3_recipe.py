@@ -12,12 +12,12 @@ from safetensors.torch import load_file
 from babelseg.data.collate import collate_samples
 from babelseg.data.sample import Annotation, Sample, Task
 from babelseg.engine import checkpoint as ckpt
-from babelseg.engine.build_ms3 import union_label_space
 from babelseg.engine.config import load_config
 from babelseg.engine.trainer import Trainer, train
+from babelseg.losses.memory_bank import cell_labels
 from babelseg.models.builders import build_pixel_model
-from babelseg.recipes.base import RecipeContext
-from babelseg.recipes.ms3 import MS3Recipe, cell_labels
+from babelseg.recipes.label_matching import union_label_space
+from babelseg.recipes.ms3 import MS3Recipe
 
 MS3 = {"name": "ms3", "ms3": {"context_length": 0, "bank_size": 8, "momentum": 0.9}}
 
@@ -29,14 +29,12 @@ def _weights(run_dir) -> dict[str, torch.Tensor]:
 
 
 def test_union_label_space_merges_identical_texts():
-    ctx = RecipeContext(
-        label_spaces={},
-        texts={"a": torch.eye(3)[:2], "b": torch.eye(3)[[1, 2]]},
+    texts, classes, emb = union_label_space(
+        "ms3",
         label_texts={"a": ["car", "road"], "b": ["road", "tree"]},
+        texts={"a": torch.eye(3)[:2], "b": torch.eye(3)[[1, 2]]},
         train_datasets=["a", "b"],
-        embed_dim=3,
     )
-    texts, classes, emb = union_label_space(ctx)
     assert texts == ["car", "road", "tree"]
     assert classes == {"a": [0, 1], "b": [1, 2]}
     torch.testing.assert_close(emb, torch.eye(3))

@@ -38,7 +38,7 @@ def _recipe():
         "b": torch.tensor([[0.0, 0, 1], [1, 1, 0], [1, 0, 1]]),
     }
     recipe = MultiHeadRecipe(
-        model=torch.nn.Identity(), embed_dim=1, num_classes={"a": 2, "b": 3}, label_texts=texts
+        model=torch.nn.Identity(), embed_dim=1, num_classes={"a": 2, "b": 3}, label_embeddings=texts
     )
     with torch.no_grad():
         recipe.heads[0].weight.copy_(torch.tensor([2.0, 0])[:, None, None, None])

@@ -4,7 +4,8 @@ import torch
 import torch.nn.functional as F
 
 from babelseg.inference.predictor import labels_at_full_resolution
-from babelseg.losses.pixel_text import LearnableTemperature, cosine_logits, pixel_cross_entropy_sum
+from babelseg.losses.pixel_text import pixel_cross_entropy_sum
+from babelseg.models.heads.text_classifier import LearnableTemperature, cosine_logits
 
 
 def test_cosine_logits_known_values():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from babelseg.inference.postprocess import instance_masks, panoptic_segments, semantic_scores
+from babelseg.models.postprocess import instance_masks, panoptic_segments, semantic_scores
 
 BIG = 10.0
 

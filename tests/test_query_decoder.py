@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from babelseg.models.heads.query_decoder import QueryDecoder, sine_position_encoding
+from babelseg.models.heads.position_encoding import sine_position_encoding
+from babelseg.models.heads.query_decoder import QueryDecoder
 from babelseg.models.mask_model import MaskClassificationModel, build_mask_model
 
 C, D, Q = 16, 8, 5

@@ -10,8 +10,9 @@ from babelseg.engine.config import load_config
 from babelseg.engine.trainer import train
 from babelseg.losses.box_distillation import box_embedding_distillation
 from babelseg.losses.noisy_truncation import truncated_pixel_cross_entropy_sum
-from babelseg.losses.pixel_text import cosine_logits, pixel_cross_entropy_sum
+from babelseg.losses.pixel_text import pixel_cross_entropy_sum
 from babelseg.models.builders import build_pixel_model
+from babelseg.models.heads.text_classifier import cosine_logits
 from babelseg.recipes.sentence import SentenceRecipe
 
 

@@ -42,7 +42,7 @@ def _recipe():
         model=torch.nn.Identity(),
         embed_dim=2,
         class_names={"a": ["road", "car"], "b": [" Road", "person"]},
-        label_texts=texts,
+        label_embeddings=texts,
     )
     with torch.no_grad():
         recipe.classifier.weight.copy_(torch.tensor([[2.0, 0], [0, 0], [50, 50]])[:, :, None, None])
@@ -90,7 +90,7 @@ def test_semantic_logits_own_classes_or_nearest_training_label():
     assert recipe.semantic_logits(out, texts["a"]).flatten().tolist() == [2, 0]
     # any other vocabulary: nearest training text -> its union class
     asked = torch.tensor([[0.1, 0.9, 0.0], [0.0, 0.2, 1.0], [0.9, 0.0, 0.1]])
-    assert nearest_labels(asked, recipe.label_texts).tolist() == [1, 3, 0]
+    assert nearest_labels(asked, recipe.label_embeddings).tolist() == [1, 3, 0]
     logits = recipe.semantic_logits(out, asked, dataset="held_out", pixel_major=True)
     assert logits.shape == (1, 1, 1, 3)
     assert logits.flatten().tolist() == [0, 100, 2]

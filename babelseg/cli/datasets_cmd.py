@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 from babelseg.data.check import DatasetReport, SplitReport, check_dataset
-from babelseg.data.declaration import DatasetDecl, load_declarations, resolve_label_space
+from babelseg.data.declaration import DatasetDecl, load_declarations
+from babelseg.data.label_source import resolve_label_space
 
 HELP = "List declared datasets and check their files (images, labels, class counts)."
 EPILOG = """examples:

@@ -106,7 +106,8 @@ def load_label_space(
                 "--data DATASETS.yaml --dataset NAME."
             )
         return LabelSpace.from_names(list(names), name=dataset or ""), dataset
-    from babelseg.data.declaration import load_declarations, resolve_label_space
+    from babelseg.data.declaration import load_declarations
+    from babelseg.data.label_source import resolve_label_space
 
     decls = load_declarations(data)
     if dataset is None:

@@ -15,6 +15,7 @@ SUBCOMMANDS: dict[str, str] = {
     "synth": "babelseg.cli.synth_cmd",
     "datasets": "babelseg.cli.datasets_cmd",
     "labels": "babelseg.cli.labels_cmd",
+    "config": "babelseg.cli.config_cmd",
     "train": "babelseg.cli.train_cmd",
     "eval": "babelseg.cli.eval_cmd",
     "score": "babelseg.cli.score_cmd",
@@ -44,9 +45,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_arguments(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse the command line; ``key=value`` overrides may come before, between or after the
+    flags (``babelseg train cfg.yaml --no-eval train.steps=2``) for commands that take them."""
+    args, extra = parser.parse_known_args(argv)
+    overrides = [a for a in extra if "=" in a and not a.startswith("-")]
+    unknown = [a for a in extra if a not in overrides]
+    if overrides and isinstance(getattr(args, "overrides", None), list):
+        args.overrides.extend(overrides)
+    elif overrides:
+        unknown = extra
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_arguments(parser, argv)
     if not getattr(args, "command", None):
         parser.print_help()
         return 2

@@ -31,15 +31,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def load_classes(run: str | Path):
     """The unified classes and training datasets of a trained ``autounify`` run."""
     from babelseg.inference.predictor import Predictor
+    from babelseg.recipes.autounify import AutoUnifyRecipe
 
     recipe = Predictor.from_checkpoint(run).recipe
-    if getattr(recipe, "name", None) != "autounify":
+    if not isinstance(recipe, AutoUnifyRecipe):
         raise ValueError(
-            f"{run} was trained with recipe '{getattr(recipe, 'name', '?')}'; `babelseg unify` "
+            f"{run} was trained with recipe '{recipe.name}'; `babelseg unify` "
             "needs an autounify run (recipe.name=autounify)."
         )
     recipe.unified_space()  # raises with the fix when the run stopped in its warm-up
-    return recipe.classes(), list(recipe.datasets)
+    return recipe.slots.classes(), list(recipe.datasets)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -20,10 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from babelseg.data.declaration import DatasetDecl, resolve_label_space
+from babelseg.data.declaration import DatasetDecl
 from babelseg.data.image_io import image_size, read_panoptic_png
 from babelseg.data.label_audit import declaration_problems, histogram_problems
 from babelseg.data.label_encoding import label_decoder
+from babelseg.data.label_source import resolve_label_space
 from babelseg.data.readers import coco_instances as ci
 from babelseg.data.readers import coco_panoptic as cp
 from babelseg.data.readers import semantic_png as sp

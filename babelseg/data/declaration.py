@@ -34,7 +34,6 @@ from typing import Any
 import yaml
 
 from babelseg.data.sample import Annotation, Task
-from babelseg.labels.space import LabelSpace
 
 FORMATS = ("semantic-png", "coco-panoptic", "coco-instances")
 SPLIT_KEYS = {
@@ -209,24 +208,3 @@ def load_declarations(path: str | Path) -> dict[str, DatasetDecl]:
             raise ValueError(f"{p}: dataset name '{d.name}' is declared twice.")
         decls[d.name] = d
     return decls
-
-
-def resolve_label_space(decl: DatasetDecl) -> LabelSpace:
-    """The label space a declaration names.
-
-    ``labels`` may be a path to a label-space YAML, an inline ``{classes: [...]}`` mapping, or a
-    built-in card ``{card: NAME, ...}`` (see ``babelseg.data.cards``).
-    """
-    spec = decl.labels_spec
-    if isinstance(spec, Path):
-        return LabelSpace.from_yaml(spec, name=decl.name)
-    if isinstance(spec, Mapping) and "card" in spec:
-        from babelseg.data.cards import build_card
-
-        return build_card(dict(spec), decl)
-    if isinstance(spec, Mapping):
-        return LabelSpace.from_dict(spec, name=decl.name, source=decl.source)
-    raise ValueError(
-        f"{decl.source} (dataset '{decl.name}'): 'labels' must be a YAML path, an inline "
-        "{classes: [...]} mapping or {card: NAME}."
-    )

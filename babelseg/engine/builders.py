@@ -1,38 +1,30 @@
-"""Config -> objects. The only place that reads a Config; modules below take plain arguments."""
+"""Config -> objects. The only place that reads a whole Config; recipe builders take their own
+section and a :class:`~babelseg.recipes.base.RecipeContext`, modules below plain arguments."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import functools
+import sys
+from collections.abc import Mapping
+from dataclasses import replace
 
 import torch
-from torch import nn
+from torch.utils.data import DataLoader
 
 from babelseg.data.augment import build_augmentation
+from babelseg.data.collate import collate_samples
 from babelseg.data.declaration import DatasetDecl
 from babelseg.data.readers import make_reader
-from babelseg.data.sample import Annotation
+from babelseg.data.sampler import MultiDatasetBatchSampler
 from babelseg.data.torch_dataset import AugmentedDataset, MultiDataset
-from babelseg.engine.build_autounify import build_autounify_recipe
-from babelseg.engine.build_baselines import build_multihead_recipe, build_union_recipe
-from babelseg.engine.build_mask_recipes import (
-    DaTaSegRecipe,
-    LMSegRecipe,
-    build_dataseg_recipe,
-    build_lmseg_recipe,
-)
-from babelseg.engine.build_ms3 import build_ms3_recipe
 from babelseg.engine.config import Config, LabelsConfig
 from babelseg.labels.cache import CachedTextEncoder, EmbeddingCache
 from babelseg.labels.encoders.base import TextEncoder
-from babelseg.labels.encoders.clip_vision import ClipVisionTeacher
 from babelseg.labels.encoders.factory import build_text_encoder
 from babelseg.labels.space import LabelSpace
 from babelseg.labels.texts import encode_label_space, label_texts
-from babelseg.losses.box_distillation import BoxDistillationHead
-from babelseg.models.builders import build_pixel_model
-from babelseg.recipes.base import RecipeContext
-from babelseg.recipes.sentence import SentenceRecipe
+from babelseg.recipes.base import Recipe, RecipeContext, check_annotations
+from babelseg.recipes.catalog import build_recipe_from_section, supported_annotations
 
 
 def build_text_encoder_from_config(cfg: LabelsConfig, *, device: str = "cpu") -> TextEncoder:
@@ -57,89 +49,32 @@ def embed_label_space(
     )
 
 
-def build_sentence_recipe(cfg: Config, context: RecipeContext) -> SentenceRecipe:
-    """The ``sentence`` recipe (SentenceLabels.txt)."""
-    embed_dim = context.embed_dim
-    model = build_pixel_model(
-        backbone=cfg.model.backbone,
-        backbone_kwargs=dict(cfg.model.backbone_kwargs),
-        decoder_dim=cfg.model.decoder_dim,
-        embed_dim=embed_dim,
-        weights=cfg.model.weights,
-    )
-    teacher, head = None, None
-    if cfg.recipe.box_teacher == "clip":
-        if not cfg.recipe.clip_vision_model:
-            raise ValueError("recipe.box_teacher=clip needs recipe.clip_vision_model=PATH_OR_NAME.")
-        teacher = ClipVisionTeacher(cfg.recipe.clip_vision_model, device=cfg.train.device)
-        head = BoxDistillationHead(embed_dim, teacher.dim)
-    elif cfg.recipe.box_teacher != "text":
-        raise ValueError(
-            f"recipe.box_teacher must be 'text' or 'clip', got '{cfg.recipe.box_teacher}'."
-        )
-    return SentenceRecipe(
-        model=model,
-        temperature=cfg.recipe.temperature,
-        learn_temperature=cfg.recipe.learn_temperature,
-        noisy_drop_fraction=cfg.recipe.noisy_drop_fraction,
-        box_pooled_size=cfg.recipe.box_pooled_size,
-        box_loss_weight=cfg.recipe.box_loss_weight,
-        box_teacher=teacher,
-        box_head=head,
-    )
-
-
-RecipeBuilder = Callable[[Config, RecipeContext], nn.Module]
-
-
-@dataclass(frozen=True)
-class RecipeEntry:
-    """How to build a recipe and which annotation kinds it trains on."""
-
-    build: RecipeBuilder
-    annotations: frozenset[Annotation]
-
-
-RECIPES: dict[str, RecipeEntry] = {
-    "sentence": RecipeEntry(build_sentence_recipe, frozenset(SentenceRecipe.supported_annotations)),
-    "autounify": RecipeEntry(
-        build_autounify_recipe, frozenset({Annotation.CLEAN, Annotation.NOISY})
-    ),
-    "lmseg": RecipeEntry(build_lmseg_recipe, frozenset(LMSegRecipe.supported_annotations)),
-    "dataseg": RecipeEntry(build_dataseg_recipe, frozenset(DaTaSegRecipe.supported_annotations)),
-    "ms3": RecipeEntry(build_ms3_recipe, frozenset({Annotation.CLEAN, Annotation.NOISY})),
-    "union": RecipeEntry(build_union_recipe, frozenset({Annotation.CLEAN, Annotation.NOISY})),
-    "multihead": RecipeEntry(
-        build_multihead_recipe, frozenset({Annotation.CLEAN, Annotation.NOISY})
-    ),
-}
-"""Recipe name -> entry (one plain dict; add new recipes here)."""
-
-
-def supported_annotations(name: str) -> set[Annotation]:
-    """The annotation kinds recipe ``name`` trains on."""
-    if name not in RECIPES:
-        raise ValueError(f"Unknown recipe '{name}'; valid recipes: {', '.join(RECIPES)}.")
-    return set(RECIPES[name].annotations)
-
-
-def build_recipe(cfg: Config, *, embed_dim: int, context: RecipeContext | None = None) -> nn.Module:
+def build_recipe(cfg: Config, *, embed_dim: int, context: RecipeContext | None = None) -> Recipe:
     """The recipe module (model + recipe-specific parameters) for a config.
 
     Args:
         cfg: The run config.
-        embed_dim: Text-embedding dimension D.
+        embed_dim: Text-embedding dimension D (when ``context`` is None).
         context: Label spaces, texts and training datasets; recipes with per-dataset parts need
-            it (None gives an empty context, enough for ``sentence``).
+            it (None gives an empty context, enough for ``sentence``). Its shared settings
+            (network, steps, device, temperature, text encoder) are taken from ``cfg``.
     """
-    name = cfg.recipe.name
-    if name not in RECIPES:
-        raise ValueError(f"Unknown recipe '{name}'; valid recipes: {', '.join(RECIPES)}.")
     if context is None:
         context = RecipeContext(
             label_spaces={}, texts={}, label_texts={}, train_datasets=[], embed_dim=embed_dim
         )
-    return RECIPES[name].build(cfg, context)
+    context = replace(
+        context,
+        model=cfg.model,
+        total_steps=cfg.train.steps,
+        device=cfg.train.device,
+        temperature=cfg.recipe.temperature,
+        learn_temperature=cfg.recipe.learn_temperature,
+        text_encoder=functools.partial(
+            build_text_encoder_from_config, cfg.labels, device=cfg.train.device
+        ),
+    )
+    return build_recipe_from_section(cfg.recipe, context)
 
 
 def recipe_context(
@@ -187,3 +122,59 @@ def build_train_dataset(
         )
         parts.append(AugmentedDataset(reader, aug, seed=cfg.train.seed))
     return MultiDataset(parts)
+
+
+def train_dataset_names(
+    cfg: Config, decls: Mapping[str, DatasetDecl], *, report: bool = True
+) -> list[str]:
+    """The datasets to train on: ``data.train`` (checked against the recipe's annotation kinds),
+    or every non-held-out dataset the recipe can use (``report``: say which were skipped)."""
+    supported = supported_annotations(cfg.recipe.name)
+    if cfg.data.train:
+        names = list(cfg.data.train)
+        check_annotations(cfg.recipe.name, supported, {n: decls[n].annotation for n in names})
+        return names
+    names = [n for n, d in decls.items() if not d.heldout and d.annotation in supported]
+    skipped = [n for n, d in decls.items() if not d.heldout and n not in names]
+    if skipped and report:
+        print(
+            f"recipe '{cfg.recipe.name}' trains on {names}; skipping {skipped} "
+            "(annotation kind it cannot use)",
+            file=sys.stderr,
+        )
+    if not names:
+        raise ValueError(f"No dataset in {cfg.data.datasets_yaml} fits recipe '{cfg.recipe.name}'.")
+    return names
+
+
+def build_train_loader(
+    cfg: Config, dataset: MultiDataset, names: list[str], *, rank: int, world_size: int
+) -> tuple[MultiDatasetBatchSampler, DataLoader]:
+    """The multi-dataset batch sampler of this process and the DataLoader over it."""
+    ratios = cfg.data.ratios
+    if isinstance(ratios, dict):
+        missing = [n for n in names if n not in ratios]
+        if missing:
+            raise ValueError(f"data.ratios gives no weight for {missing}.")
+        ratios = [float(ratios[n]) for n in names]
+    sampler = MultiDatasetBatchSampler(
+        dataset.sizes,
+        batch_size=cfg.data.batch_size,
+        ratios=ratios,
+        mode=cfg.data.sampling,
+        seed=cfg.train.seed,
+        rank=rank,
+        world_size=world_size,
+    )
+    loader = DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        collate_fn=collate_samples,
+        num_workers=cfg.data.num_workers,
+        persistent_workers=cfg.data.num_workers > 0,
+        prefetch_factor=4 if cfg.data.num_workers > 0 else None,
+        # its own generator: starting the iterator must not draw from the global one, or a
+        # resumed run's later random numbers would differ from the uninterrupted run's
+        generator=torch.Generator().manual_seed(cfg.train.seed),
+    )
+    return sampler, loader

@@ -32,6 +32,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
+from babelseg.engine.checkpoint_codec import decode_state, encode_state
 from babelseg.engine.distributed import unwrap_model
 
 FORMAT, VERSION = "babelseg-checkpoint", 1
@@ -41,7 +42,6 @@ EXTRA_FILE, STATE_TENSORS_FILE = "extra.safetensors", "state.safetensors"
 _TENSOR_FILES = (OPTIMIZER_FILE, RNG_FILE, EXTRA_FILE, STATE_TENSORS_FILE)
 _NAME = re.compile(r"^ckpt_(\d+)$")
 _LEFTOVER = re.compile(r"^(ckpt_\d+\.(tmp|old)-\d+|latest\.tmp-\d+)$")
-_TENSOR, _TUPLE, _ITEMS = "__tensor__", "__tuple__", "__items__"  # tags of the JSON encoding
 
 
 @dataclass
@@ -61,48 +61,6 @@ class LoadedCheckpoint:
     scheduler_state: dict[str, Any] | None = None
     extra_tensors: dict[str, torch.Tensor] = field(default_factory=dict)
     path: Path | None = None
-
-
-def _encode(obj: Any, *, name: str = "", tensors: dict[str, torch.Tensor]) -> Any:
-    """JSON-safe copy of ``obj``; tensors go to ``tensors`` (named by their path) as references."""
-
-    def child(key: Any, value: Any) -> Any:
-        return _encode(value, name=f"{name}.{key}" if name else str(key), tensors=tensors)
-
-    if isinstance(obj, torch.Tensor):
-        key = name if name not in tensors else f"{name}#{len(tensors)}"
-        tensors[key] = obj
-        return {_TENSOR: key}
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, (list, tuple)):
-        items = [child(i, v) for i, v in enumerate(obj)]
-        return {_TUPLE: items} if isinstance(obj, tuple) else items
-    if isinstance(obj, dict):
-        if all(isinstance(k, str) and k not in (_TENSOR, _TUPLE, _ITEMS) for k in obj):
-            return {k: child(k, v) for k, v in obj.items()}
-        return {_ITEMS: [[child("key", k), child(k, v)] for k, v in obj.items()]}
-    raise ValueError(
-        f"Cannot store '{name}' (type {type(obj).__name__}) in a checkpoint: use dicts, lists, "
-        "tuples, str, int, float, bool, None and tensors (convert arrays to tensors)."
-    )
-
-
-def _decode(obj: Any, *, tensors: dict[str, torch.Tensor]) -> Any:
-    """Inverse of :func:`_encode`."""
-    if isinstance(obj, list):
-        return [_decode(v, tensors=tensors) for v in obj]
-    if not isinstance(obj, dict):
-        return obj
-    if len(obj) == 1 and _TENSOR in obj:
-        return tensors[obj[_TENSOR]]
-    if len(obj) == 1 and _TUPLE in obj:
-        return tuple(_decode(v, tensors=tensors) for v in obj[_TUPLE])
-    if len(obj) == 1 and _ITEMS in obj:
-        return {_decode(k, tensors=tensors): _decode(v, tensors=tensors) for k, v in obj[_ITEMS]}
-    return {k: _decode(v, tensors=tensors) for k, v in obj.items()}
 
 
 def _fsync(path: Path) -> None:
@@ -222,10 +180,12 @@ def save_checkpoint(
         "format": FORMAT,
         "version": VERSION,
         "step": step,
-        "optimizer": None if optimizer is None else _encode(optimizer.state_dict(), tensors=opt),
-        "scheduler": _encode(scheduler_state, name="scheduler", tensors=other),
-        "rng": _encode(_rng_states(), name="rng", tensors=rng),
-        "state": _encode(dict(state or {}), name="state", tensors=other),
+        "optimizer": None
+        if optimizer is None
+        else encode_state(optimizer.state_dict(), tensors=opt),
+        "scheduler": encode_state(scheduler_state, name="scheduler", tensors=other),
+        "rng": encode_state(_rng_states(), name="rng", tensors=rng),
+        "state": encode_state(dict(state or {}), name="state", tensors=other),
     }
     directory.mkdir(parents=True, exist_ok=True)
     for p in directory.iterdir():  # leftovers of an interrupted save
@@ -362,18 +322,18 @@ def load_checkpoint(
     _load_weights(ckpt / MODEL_FILE, model, strict=strict, device=device)
     if optimizer is not None:
         try:
-            optimizer.load_state_dict(_decode(meta["optimizer"], tensors=opt))
+            optimizer.load_state_dict(decode_state(meta["optimizer"], tensors=opt))
         except (ValueError, KeyError) as e:
             raise ValueError(
                 f"Optimizer state in {ckpt / OPTIMIZER_FILE} does not fit the optimizer ({e}); "
                 "build the optimizer with the same parameter groups as the saved run."
             ) from None
     if restore_rng:
-        _restore_rng(_decode(meta["rng"], tensors=rng))
+        _restore_rng(decode_state(meta["rng"], tensors=rng))
     return LoadedCheckpoint(
         step=int(meta["step"]),
-        state=_decode(meta["state"], tensors=other),
-        scheduler_state=_decode(meta["scheduler"], tensors=other),
+        state=decode_state(meta["state"], tensors=other),
+        scheduler_state=decode_state(meta["scheduler"], tensors=other),
         extra_tensors=extra,
         path=ckpt,
     )
@@ -417,79 +377,4 @@ def read_checkpoint_state(path: Path) -> tuple[Path, dict[str, Any]]:
     ckpt = _resolve(Path(path))
     meta = _read_meta(ckpt)
     other = _read_tensors(ckpt, meta, STATE_TENSORS_FILE, "cpu")
-    return ckpt, _decode(meta["state"], tensors=other)
-
-
-NETWORK_PARTS = ("backbone", "decoder")
-"""Modules that ``init_from`` transfers: the image backbone and the pixel decoder."""
-
-
-def _network_key(name: str) -> tuple[int, str] | None:
-    """``"model.backbone.stem.weight" -> (1, "backbone.stem.weight")``: the canonical name of a
-    backbone / pixel-decoder tensor and how deep its module sits (None for other tensors)."""
-    parts = name.split(".")
-    for depth, part in enumerate(parts):
-        if part in NETWORK_PARTS:
-            return depth, ".".join(parts[depth:])
-    return None
-
-
-def load_network_weights(path_or_run_dir: str | Path, model: nn.Module) -> str:
-    """Start ``model`` from another run's backbone and pixel decoder (``train.init_from``).
-
-    Tensors are paired by their name from the ``backbone`` / ``decoder`` module down, so any recipe
-    can start from any other recipe's network; where a name occurs twice (a momentum copy) the
-    shallowest module wins. Tensors whose shapes differ are left as initialised.
-
-    Args:
-        path_or_run_dir: A run directory (its latest checkpoint), a ``ckpt_<step>`` folder or a
-            ``model.safetensors`` file.
-        model: The recipe module to initialise.
-    Returns:
-        A one-line report: how many tensors were loaded, from where, and what was skipped.
-    Raises:
-        ValueError: the backbone does not fit (a different architecture) or nothing fits.
-    """
-    path = Path(path_or_run_dir)
-    if not path.is_file():
-        _read_meta(ckpt := _resolve(path))
-        path = ckpt / MODEL_FILE
-    try:
-        saved = load_file(str(path), device="cpu")
-    except (SafetensorError, OSError) as e:
-        msg = f"Weights file {path} is corrupt ({e}); pick another checkpoint."
-        raise ValueError(msg) from None
-    source: dict[str, tuple[int, torch.Tensor]] = {}
-    for name, tensor in saved.items():
-        key = _network_key(name)
-        if key is not None and (key[1] not in source or key[0] < source[key[1]][0]):
-            source[key[1]] = (key[0], tensor)
-    target = unwrap_model(model).state_dict()
-    pairs, mismatched = [], []
-    for name, tensor in target.items():
-        key = _network_key(name)
-        if key is None:
-            continue
-        value = source.get(key[1], (0, None))[1]
-        if value is not None and value.shape == tensor.shape:
-            pairs.append((tensor, value))
-        elif key[1].startswith("backbone."):
-            there = "missing" if value is None else f"of shape {list(value.shape)}"
-            raise ValueError(
-                f"init_from: the backbone of {path} does not fit this model: '{key[1]}' is "
-                f"{there} there, {list(tensor.shape)} here. Use the model.backbone and "
-                "model.backbone_kwargs of the run that saved it."
-            )
-        else:
-            mismatched.append(key[1])
-    if not pairs:
-        raise ValueError(
-            f"init_from: no backbone or pixel-decoder tensor of {path} fits this model (compare "
-            "model.backbone and model.decoder_dim with the run that saved it)."
-        )
-    with torch.no_grad():
-        for tensor, value in pairs:
-            tensor.copy_(value.to(tensor.dtype))
-    loaded = len(pairs)
-    skipped = f"; {len(mismatched)} of other shape left as initialised" if mismatched else ""
-    return f"init_from: loaded {loaded} backbone/pixel-decoder tensors from {path}{skipped}."
+    return ckpt, decode_state(meta["state"], tensors=other)

@@ -13,20 +13,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from babelseg.data.collate import Batch, collate_samples
-from babelseg.data.declaration import load_declarations, resolve_label_space
-from babelseg.data.sampler import MultiDatasetBatchSampler
+from babelseg.data.collate import Batch
+from babelseg.data.declaration import load_declarations
+from babelseg.data.label_source import resolve_label_space
 from babelseg.engine import checkpoint as ckpt
 from babelseg.engine.builders import (
     build_recipe,
     build_text_encoder_from_config,
     build_train_dataset,
+    build_train_loader,
     embed_label_space,
     recipe_context,
-    supported_annotations,
+    train_dataset_names,
 )
 from babelseg.engine.config import Config
 from babelseg.engine.distributed import (
@@ -36,10 +36,10 @@ from babelseg.engine.distributed import (
     init_distributed,
     wrap_ddp,
 )
+from babelseg.engine.init_from import load_network_weights
 from babelseg.engine.portable_backbone import STATE_KEY, portable_model_config
 from babelseg.engine.run_log import RunLogger, save_resolved_config
 from babelseg.engine.schedule import build_poly_scheduler
-from babelseg.recipes.base import check_annotations
 
 
 class TrainingDiverged(RuntimeError):
@@ -142,52 +142,67 @@ class Trainer:
 
     # ------------------------------------------------------------------ set-up
     def _setup(self) -> None:
-        cfg, ctx = self.cfg, self.ctx
+        """Build everything the config names: label spaces and texts, the recipe and its
+        optimizer (restored on resume), the data loader, DDP and the run log."""
+        cfg = self.cfg
         if cfg.train.threads > 0:
             torch.set_num_threads(cfg.train.threads)
         _seed_everything(cfg.train.seed)
-        decls = load_declarations(cfg.data.datasets_yaml)
-        unknown = [n for n in cfg.data.train if n not in decls]
+        self._setup_labels()
+        self._setup_recipe()
+        self.start_step = self._restore() if self.resume else 0
+        dataset = build_train_dataset(cfg, self.decls, self.spaces, self.train_names)
+        self.sampler, self.loader = build_train_loader(
+            cfg, dataset, self.train_names, rank=self.ctx.rank, world_size=self.ctx.world_size
+        )
+        self.sampler.start_step = self.start_step
+        self.model = wrap_ddp(
+            _prepare_batchnorm(self.recipe, self.ctx),
+            self.ctx,
+            find_unused_parameters=self.recipe.find_unused_parameters,
+        )
+        self.logger = RunLogger(
+            self.run_dir,
+            enabled=self.ctx.is_main,
+            resume_step=self.start_step if self.resume else None,
+        )
+        if self.ctx.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_resolved_config(self.run_dir, cfg.to_dict())
+
+    def _setup_labels(self) -> None:
+        """Declarations, label spaces, their text embeddings and the datasets to train on."""
+        cfg = self.cfg
+        self.decls = load_declarations(cfg.data.datasets_yaml)
+        unknown = [n for n in cfg.data.train if n not in self.decls]
         if unknown:
             raise ValueError(
                 f"data.train names unknown datasets {unknown}; {cfg.data.datasets_yaml} declares "
-                f"{list(decls)}."
+                f"{list(self.decls)}."
             )
-        self.decls = decls
-        self.spaces = {n: resolve_label_space(decls[n]) for n in decls}
+        self.spaces = {n: resolve_label_space(self.decls[n]) for n in self.decls}
         encoder = build_text_encoder_from_config(cfg.labels)
         self.texts = {
-            n: embed_label_space(self.spaces[n], encoder, cfg.labels, dataset=n) for n in decls
+            n: embed_label_space(self.spaces[n], encoder, cfg.labels, dataset=n) for n in self.decls
         }
         self.embed_dim = int(next(iter(self.texts.values())).shape[1])
-        supported = supported_annotations(cfg.recipe.name)
-        if cfg.data.train:
-            names = list(cfg.data.train)
-            check_annotations(cfg.recipe.name, supported, {n: decls[n].annotation for n in names})
-        else:
-            names = [n for n, d in decls.items() if not d.heldout and d.annotation in supported]
-            skipped = [n for n, d in decls.items() if not d.heldout and n not in names]
-            if skipped and ctx.is_main:
-                print(
-                    f"recipe '{cfg.recipe.name}' trains on {names}; skipping {skipped} "
-                    "(annotation kind it cannot use)",
-                    file=sys.stderr,
-                )
-            if not names:
-                raise ValueError(
-                    f"No dataset in {cfg.data.datasets_yaml} fits recipe '{cfg.recipe.name}'."
-                )
-        self.train_names = names
-        context = recipe_context(cfg, self.spaces, self.texts, names)
+        self.train_names = train_dataset_names(cfg, self.decls, report=self.ctx.is_main)
+
+    def _setup_recipe(self) -> None:
+        """The recipe (from ``init_from`` weights when given), on the device, with its optimizer
+        and learning-rate schedule."""
+        cfg = self.cfg
+        context = recipe_context(cfg, self.spaces, self.texts, self.train_names)
         recipe = build_recipe(cfg, embed_dim=self.embed_dim, context=context)
+        recipe.use_reduction(all_reduce_sum_)
         if cfg.train.init_from and not self.resume:
-            report = ckpt.load_network_weights(cfg.train.init_from, recipe)
-            if ctx.is_main:
+            report = load_network_weights(cfg.train.init_from, recipe)
+            if self.ctx.is_main:
                 print(report, file=sys.stderr)
         self.frozen: list[torch.nn.Module] = []
         if cfg.train.freeze_backbone:
             self.frozen = _freeze_backbone(recipe)
-        self.device = ctx.device
+        self.device = self.ctx.device
         self.recipe = recipe.to(self.device)
         self.texts_dev = {n: t.to(self.device) for n, t in self.texts.items()}
         self.optimizer = torch.optim.AdamW(_param_groups(self.recipe, cfg), lr=cfg.train.lr)
@@ -197,60 +212,20 @@ class Trainer:
             warmup_steps=cfg.train.warmup_steps,
             power=cfg.train.poly_power,
         )
-        self.start_step = 0
-        if self.resume:
-            latest = ckpt.latest_checkpoint(self.run_dir)
-            if latest is None:
-                raise FileNotFoundError(
-                    f"--resume: no checkpoint in {self.run_dir}. Start the run without --resume."
-                )
-            loaded = ckpt.load_checkpoint(latest, model=self.recipe, optimizer=self.optimizer)
-            if loaded.scheduler_state:
-                self.scheduler.load_state_dict(loaded.scheduler_state)
-            if hasattr(self.recipe, "load_extra_state"):
-                self.recipe.load_extra_state(loaded.state.get("recipe_state", {}))
-            self.start_step = loaded.step
-        dataset = build_train_dataset(cfg, decls, self.spaces, names)
-        ratios = cfg.data.ratios
-        if isinstance(ratios, dict):
-            missing = [n for n in names if n not in ratios]
-            if missing:
-                raise ValueError(f"data.ratios gives no weight for {missing}.")
-            ratios = [float(ratios[n]) for n in names]
-        self.sampler = MultiDatasetBatchSampler(
-            dataset.sizes,
-            batch_size=cfg.data.batch_size,
-            ratios=ratios,
-            mode=cfg.data.sampling,
-            seed=cfg.train.seed,
-            rank=ctx.rank,
-            world_size=ctx.world_size,
-        )
-        self.sampler.start_step = self.start_step
-        self.loader = DataLoader(
-            dataset,
-            batch_sampler=self.sampler,
-            collate_fn=collate_samples,
-            num_workers=cfg.data.num_workers,
-            persistent_workers=cfg.data.num_workers > 0,
-            prefetch_factor=4 if cfg.data.num_workers > 0 else None,
-            # its own generator: starting the iterator must not draw from the global one, or a
-            # resumed run's later random numbers would differ from the uninterrupted run's
-            generator=torch.Generator().manual_seed(cfg.train.seed),
-        )
-        self.model = wrap_ddp(
-            _prepare_batchnorm(self.recipe, ctx),
-            ctx,
-            find_unused_parameters=bool(getattr(self.recipe, "find_unused_parameters", False)),
-        )
-        self.logger = RunLogger(
-            self.run_dir,
-            enabled=ctx.is_main,
-            resume_step=self.start_step if self.resume else None,
-        )
-        if ctx.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            save_resolved_config(self.run_dir, cfg.to_dict())
+
+    def _restore(self) -> int:
+        """``--resume``: weights, optimizer, schedule and recipe state of the latest checkpoint;
+        returns its step."""
+        latest = ckpt.latest_checkpoint(self.run_dir)
+        if latest is None:
+            raise FileNotFoundError(
+                f"--resume: no checkpoint in {self.run_dir}. Start the run without --resume."
+            )
+        loaded = ckpt.load_checkpoint(latest, model=self.recipe, optimizer=self.optimizer)
+        if loaded.scheduler_state:
+            self.scheduler.load_state_dict(loaded.scheduler_state)
+        self.recipe.load_extra_state(loaded.state.get("recipe_state", {}))
+        return loaded.step
 
     def _normalisers(self, batch: Batch) -> dict[str, torch.Tensor]:
         """The recipe's loss counts summed over processes / world size (at least 1 each)."""
@@ -270,8 +245,7 @@ class Trainer:
             "heldout": {n: d.heldout for n, d in self.decls.items()},
             STATE_KEY: portable_model_config(self.cfg.to_dict()["model"], self.recipe),
         }
-        if hasattr(self.recipe, "extra_state"):
-            state["recipe_state"] = self.recipe.extra_state()
+        state["recipe_state"] = self.recipe.extra_state()
         return state
 
     def _set_train_mode(self, mode: bool) -> None:
@@ -282,22 +256,17 @@ class Trainer:
     def _forward(self, batch: Batch, texts: dict[str, torch.Tensor]):
         """The model on a batch; recipes with ``forward_takes_texts`` also get each image's
         label-space embeddings (category-guided decoding)."""
-        if getattr(self.recipe, "forward_takes_texts", False):
+        if self.recipe.forward_takes_texts:
             return self.model(batch.images, texts=[texts[d] for d in batch.datasets])
         return self.model(batch.images)
 
     def _step_texts(self) -> dict[str, torch.Tensor]:
         """The training datasets' label embeddings of this step (learned prompts make them
         trainable)."""
-        texts = {n: self.texts_dev[n] for n in self.train_names}
-        if hasattr(self.recipe, "step_texts"):
-            return self.recipe.step_texts(texts)
-        return texts
+        return self.recipe.step_texts({n: self.texts_dev[n] for n in self.train_names})
 
     def _exported_texts(self) -> dict[str, torch.Tensor]:
         """Every dataset's label embeddings as the trained recipe sees them (for inference)."""
-        if not hasattr(self.recipe, "step_texts"):
-            return self.texts
         was_training = self.recipe.training
         self.recipe.eval()
         with torch.no_grad():
@@ -338,8 +307,7 @@ class Trainer:
             for step in range(self.start_step, total):
                 batch: Batch = next(data_iter).to(self.device)
                 normalisers = self._normalisers(batch)
-                if hasattr(self.recipe, "on_step_start"):
-                    self.recipe.on_step_start(step)
+                self.recipe.on_step_start(step)
                 with _autocast(cfg, self.device):
                     output = self._forward(batch, step_texts := self._step_texts())
                     result = self.recipe.loss(output, batch, step_texts, normalisers=normalisers)
@@ -364,8 +332,7 @@ class Trainer:
                 )
                 self.optimizer.step()
                 self.scheduler.step()
-                if hasattr(self.recipe, "on_step_end"):
-                    self.recipe.on_step_end(step)
+                self.recipe.on_step_end(step)
                 done = step + 1
                 images_since += batch.images.shape[0] * ctx.world_size
                 lr = self.optimizer.param_groups[-1]["lr"]

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from babelseg.data.image_io import read_panoptic_png
-from babelseg.data.readers.coco_instances import load_json as _reader_load_json
+from babelseg.data.json_file import load_json as _reader_load_json
 
 VOID = 0
 """Segment id of unlabelled pixels in COCO panoptic PNGs."""

@@ -17,23 +17,27 @@ per-dataset classifiers use it); held-out ones with ``dataset=None``.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import torch
 from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
-from babelseg.data.declaration import DatasetDecl, resolve_label_space
+from babelseg.data.declaration import DatasetDecl
+from babelseg.data.label_source import resolve_label_space
 from babelseg.data.readers import make_reader
+from babelseg.data.readers.base import DatasetReader
+from babelseg.data.readers.coco_instances import CocoInstancesReader
 from babelseg.data.sample import Annotation, Sample, Task
 from babelseg.evaluation.instance import instance_ap, instance_entry, masks_to_coco_results
 from babelseg.evaluation.panoptic import PanopticQuality, panoptic_entry
 from babelseg.evaluation.report import semantic_entry, summarize
 from babelseg.evaluation.semantic import SemanticConfusion
 from babelseg.inference.predictor import Predictor
-from babelseg.inference.segments import PanopticPrediction
 from babelseg.labels.space import LabelSpace
+from babelseg.models.segments import PanopticPrediction
 
 
 def panoptic_ground_truth(sample: Sample) -> tuple[np.ndarray, list[dict[str, Any]]]:
@@ -86,6 +90,93 @@ def _dataset_texts(predictor: Predictor, name: str, space: LabelSpace):
     return predictor.vocabulary(space)
 
 
+def _instance_entry(
+    predictor: Predictor,
+    reader: DatasetReader,
+    indices: Iterable[int],
+    space: LabelSpace,
+    text: torch.Tensor,
+    *,
+    name: str,
+    split: str,
+    heldout: bool,
+) -> dict[str, Any]:
+    """Mask AP of a boxes-only / instance dataset (or why it was skipped)."""
+    if isinstance(reader, CocoInstancesReader) and not reader.with_masks:
+        return {
+            "task": "instance",
+            "heldout": heldout,
+            "skipped": f"split '{split}' has no masks to score mask AP against",
+        }
+    dataset = predictor.known_dataset(name)
+    images, annotations, detections = [], [], []
+    category_ids = list(range(1, len(space) + 1))
+    for i in indices:
+        sample = reader[i]
+        pred = predictor.predict_instances(sample.image, text, dataset=dataset)
+        images.append({"id": i + 1, "height": sample.height, "width": sample.width})
+        annotations += coco_instance_annotations(sample, i + 1)
+        detections += masks_to_coco_results(
+            masks=pred.masks,
+            classes=pred.classes,
+            scores=pred.scores,
+            image_id=i + 1,
+            category_ids=category_ids,
+        )
+    categories = [{"id": k + 1, "name": c} for k, c in enumerate(space.names)]
+    gt = {"images": images, "annotations": annotations, "categories": categories}
+    ap = instance_ap(gt, detections, where=f"dataset '{name}' ({split})")
+    names_by_id = {k + 1: c for k, c in enumerate(space.names)}
+    return instance_entry(ap, names=names_by_id, heldout=heldout)
+
+
+def _semantic_entry(
+    predictor: Predictor,
+    reader: DatasetReader,
+    indices: Iterable[int],
+    space: LabelSpace,
+    text: torch.Tensor,
+    *,
+    name: str,
+    panoptic: bool,
+    heldout: bool,
+) -> dict[str, Any]:
+    """mIoU of a semantic dataset; PQ (and mIoU) of a panoptic one."""
+    dataset = predictor.known_dataset(name)
+    confusion = SemanticConfusion(num_classes=len(space), names=space.names)
+    pq = PanopticQuality({k: bool(t) for k, t in enumerate(space.thing_mask)})
+    for i in indices:
+        sample = reader[i]
+        assert sample.semantic is not None
+        if panoptic:
+            got = predictor.predict_tasks(
+                sample.image,
+                text,
+                tasks=("semantic", "panoptic"),
+                is_thing=space.thing_mask,
+                dataset=dataset,
+            )
+            gt_ids, gt_segments = panoptic_ground_truth(sample)
+            assert got.panoptic is not None
+            pq.update(
+                gt_ids=gt_ids,
+                gt_segments=gt_segments,
+                pred_ids=got.panoptic.segment_ids,
+                pred_segments=prediction_segments(got.panoptic),
+                image=f"{name}/{sample.image_id}",
+            )
+            semantic = got.semantic
+        else:
+            semantic = predictor.predict(sample.image, text, dataset=dataset)
+        confusion.update(semantic, sample.semantic)
+    sem = semantic_entry(confusion.compute(), heldout=heldout)
+    if not panoptic:
+        return sem
+    entry = panoptic_entry(pq.compute(), names=dict(enumerate(space.names)), heldout=heldout)
+    entry.update({"mIoU": sem["mIoU"], "per_class_IoU": sem["per_class"], "aAcc": sem["aAcc"]})
+    return entry
+
+
 def evaluate_datasets(
     predictor: Predictor,
     decls: Mapping[str, DatasetDecl],
@@ -129,75 +220,17 @@ def evaluate_datasets(
             continue
         space = resolve_label_space(decl)
         text = _dataset_texts(predictor, name, space)
-        dataset = predictor.known_dataset(name)
         reader = make_reader(decl, split, space, with_hidden_masks=instance_like)
         n = len(reader) if max_images is None else min(len(reader), max_images)
-        desc = f"eval {name}"
-        indices = tqdm(range(n), desc=desc, disable=not show_progress, leave=False)
+        indices = tqdm(range(n), desc=f"eval {name}", disable=not show_progress, leave=False)
+        common = dict(name=name, heldout=decl.heldout)
         if instance_like:
-            if not getattr(reader, "with_masks", True):
-                results[name] = {
-                    "task": "instance",
-                    "heldout": decl.heldout,
-                    "skipped": f"split '{split}' has no masks to score mask AP against",
-                }
-                continue
-            images, annotations, detections = [], [], []
-            category_ids = list(range(1, len(space) + 1))
-            for i in indices:
-                sample = reader[i]
-                pred = predictor.predict_instances(sample.image, text, dataset=dataset)
-                images.append({"id": i + 1, "height": sample.height, "width": sample.width})
-                annotations += coco_instance_annotations(sample, i + 1)
-                detections += masks_to_coco_results(
-                    masks=pred.masks,
-                    classes=pred.classes,
-                    scores=pred.scores,
-                    image_id=i + 1,
-                    category_ids=category_ids,
-                )
-            categories = [{"id": k + 1, "name": c} for k, c in enumerate(space.names)]
-            gt = {"images": images, "annotations": annotations, "categories": categories}
-            ap = instance_ap(gt, detections, where=f"dataset '{name}' ({split})")
-            names_by_id = {k + 1: c for k, c in enumerate(space.names)}
-            results[name] = instance_entry(ap, names=names_by_id, heldout=decl.heldout)
-            continue
-        confusion = SemanticConfusion(num_classes=len(space), names=space.names)
-        panoptic = decl.task == Task.PANOPTIC and segments
-        pq = PanopticQuality({k: bool(t) for k, t in enumerate(space.thing_mask)})
-        for i in indices:
-            sample = reader[i]
-            assert sample.semantic is not None
-            if panoptic:
-                got = predictor.predict_tasks(
-                    sample.image,
-                    text,
-                    tasks=("semantic", "panoptic"),
-                    is_thing=space.thing_mask,
-                    dataset=dataset,
-                )
-                gt_ids, gt_segments = panoptic_ground_truth(sample)
-                assert got.panoptic is not None
-                pq.update(
-                    gt_ids=gt_ids,
-                    gt_segments=gt_segments,
-                    pred_ids=got.panoptic.segment_ids,
-                    pred_segments=prediction_segments(got.panoptic),
-                    image=f"{name}/{sample.image_id}",
-                )
-                semantic = got.semantic
-            else:
-                semantic = predictor.predict(sample.image, text, dataset=dataset)
-            confusion.update(semantic, sample.semantic)
-        sem = semantic_entry(confusion.compute(), heldout=decl.heldout)
-        if panoptic:
-            entry = panoptic_entry(
-                pq.compute(), names=dict(enumerate(space.names)), heldout=decl.heldout
+            results[name] = _instance_entry(
+                predictor, reader, indices, space, text, split=split, **common
             )
-            entry.update(
-                {"mIoU": sem["mIoU"], "per_class_IoU": sem["per_class"], "aAcc": sem["aAcc"]}
-            )
-            results[name] = entry
         else:
-            results[name] = sem
+            panoptic = decl.task == Task.PANOPTIC and segments
+            results[name] = _semantic_entry(
+                predictor, reader, indices, space, text, panoptic=panoptic, **common
+            )
     return summarize(results)

@@ -21,10 +21,11 @@ from babelseg.engine.builders import (
 )
 from babelseg.engine.config import Config, config_from_dict
 from babelseg.engine.portable_backbone import config_for_loading
-from babelseg.inference.segments import InstancePrediction, PanopticPrediction
 from babelseg.labels.encoders.base import TextEncoder
 from babelseg.labels.space import LabelSpace
 from babelseg.labels.texts import label_texts
+from babelseg.models.segments import InstancePrediction, PanopticPrediction
+from babelseg.recipes.base import Recipe
 
 
 def _bilinear_taps(n_in: int, n_out: int, device: torch.device):
@@ -141,7 +142,7 @@ class Predictor:
     def __init__(
         self,
         *,
-        recipe: torch.nn.Module,
+        recipe: Recipe,
         cfg: Config,
         label_spaces: dict[str, LabelSpace],
         texts: dict[str, torch.Tensor],
@@ -176,8 +177,7 @@ class Predictor:
         context = recipe_context(cfg, spaces, texts, train_datasets)
         recipe = build_recipe(cfg, embed_dim=int(state["embed_dim"]), context=context)
         ckpt.load_checkpoint(ckpt_dir, model=recipe, restore_rng=False)
-        if hasattr(recipe, "load_extra_state"):
-            recipe.load_extra_state(state.get("recipe_state", {}))
+        recipe.load_extra_state(state.get("recipe_state", {}))
         return cls(
             recipe=recipe,
             cfg=cfg,
@@ -208,11 +208,6 @@ class Predictor:
         """The learned unified label space of a recipe that has one (``autounify``), and a
         placeholder ``float[N, D]`` text (such a recipe scores ``dataset="unified"`` without
         texts)."""
-        if not hasattr(self.recipe, "unified_space"):
-            raise ValueError(
-                f"Recipe '{self.cfg.recipe.name}' has no unified label space (autounify has); "
-                "use --dataset or --labels."
-            )
         space = self.recipe.unified_space()
         dim = next(iter(self.texts.values())).shape[1] if self.texts else 1
         return space, torch.zeros(len(space), dim)
@@ -226,15 +221,14 @@ class Predictor:
             self._vocab_cache.move_to_end(key)
             return self._vocab_cache[key]
         emb = embed_label_space(space, self.encoder, self.cfg.labels, dataset=space.name)
-        if hasattr(self.recipe, "vocabulary_embeddings"):
-            strings = label_texts(
-                space,
-                mode=self.cfg.labels.text_mode,
-                template=self.cfg.labels.template,
-                dataset=space.name,
-            )
-            with torch.no_grad():
-                emb = self.recipe.vocabulary_embeddings(strings, emb.to(self.device)).cpu()
+        strings = label_texts(
+            space,
+            mode=self.cfg.labels.text_mode,
+            template=self.cfg.labels.template,
+            dataset=space.name,
+        )
+        with torch.no_grad():
+            emb = self.recipe.vocabulary_embeddings(strings, emb.to(self.device)).cpu()
         self._vocab_cache[key] = emb
         while len(self._vocab_cache) > 16:
             self._vocab_cache.popitem(last=False)
@@ -248,7 +242,7 @@ class Predictor:
     @property
     def predicts_segments(self) -> bool:
         """Whether the recipe predicts panoptic segments and instances (mask classification)."""
-        return hasattr(self.recipe, "panoptic") and hasattr(self.recipe, "instances")
+        return self.recipe.predicts_segments
 
     def known_dataset(self, name: str | None) -> str | None:
         """``name`` when the checkpoint was trained on it (per-dataset recipes use it), else
@@ -263,7 +257,7 @@ class Predictor:
                 f"Expected a uint8 RGB image [H, W, 3], got {image.dtype}{image.shape}."
             )
         x = normalize_image(image).unsqueeze(0).to(self.device)
-        if getattr(self.recipe, "forward_takes_texts", False):
+        if self.recipe.forward_takes_texts:
             return self.recipe(x, texts=[text])
         return self.recipe(x)
 
@@ -350,7 +344,7 @@ class Predictor:
             raise ValueError(f"Unknown task(s) {unknown}; valid tasks: {list(TASKS)}.")
         if ("panoptic" in tasks or "instances" in tasks) and not self.predicts_segments:
             raise ValueError(
-                f"Recipe '{getattr(self.recipe, 'name', '?')}' predicts per-pixel classes only; "
+                f"Recipe '{self.recipe.name}' predicts per-pixel classes only; "
                 "panoptic segments and instances need a mask-classification recipe "
                 "(lmseg, dataseg)."
             )

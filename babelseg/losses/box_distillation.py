@@ -125,6 +125,36 @@ def roi_average(
     return sampled[0].mean(dim=-1).transpose(0, 1)
 
 
+def _check_inputs(
+    pixel_embeddings: torch.Tensor,
+    boxes: Sequence[torch.Tensor],
+    targets: Sequence[torch.Tensor],
+    image_size: tuple[int, int],
+    stride: int,
+    pooled_size: int,
+) -> None:
+    """ValueError for the shape problems :func:`box_embedding_distillation` documents."""
+    if pixel_embeddings.dim() != 4:
+        raise ValueError(
+            f"pixel_embeddings must be [B, D, h, w], got {tuple(pixel_embeddings.shape)}."
+        )
+    bsz, dim, h, w = pixel_embeddings.shape
+    if len(boxes) != bsz or len(targets) != bsz:
+        raise ValueError(
+            f"Expected one boxes tensor and one targets tensor per image ({bsz}); got "
+            f"{len(boxes)} and {len(targets)}."
+        )
+    if int(stride) < 1 or int(pooled_size) < 1:
+        raise ValueError(f"stride and pooled_size must be >= 1, got {stride} and {pooled_size}.")
+    height, width = int(image_size[0]), int(image_size[1])
+    if not (_feature_size_ok(h, height, stride) and _feature_size_ok(w, width, stride)):
+        raise ValueError(
+            f"An embedding map of {h}x{w} does not fit images of {height}x{width} at stride "
+            f"{stride} (expected ceil or floor of the image size / stride); pass the padded "
+            "batch size as image_size and the model's output stride."
+        )
+
+
 def box_embedding_distillation(
     pixel_embeddings: torch.Tensor,
     boxes: Sequence[torch.Tensor],
@@ -159,25 +189,9 @@ def box_embedding_distillation(
         ValueError: mismatched lengths or shapes, or a map size that does not fit
             ``image_size / stride``.
     """
-    if pixel_embeddings.dim() != 4:
-        raise ValueError(
-            f"pixel_embeddings must be [B, D, h, w], got {tuple(pixel_embeddings.shape)}."
-        )
-    bsz, dim, h, w = pixel_embeddings.shape
-    if len(boxes) != bsz or len(targets) != bsz:
-        raise ValueError(
-            f"Expected one boxes tensor and one targets tensor per image ({bsz}); got "
-            f"{len(boxes)} and {len(targets)}."
-        )
-    if int(stride) < 1 or int(pooled_size) < 1:
-        raise ValueError(f"stride and pooled_size must be >= 1, got {stride} and {pooled_size}.")
+    _check_inputs(pixel_embeddings, boxes, targets, image_size, stride, pooled_size)
+    bsz, dim = pixel_embeddings.shape[:2]
     height, width = int(image_size[0]), int(image_size[1])
-    if not (_feature_size_ok(h, height, stride) and _feature_size_ok(w, width, stride)):
-        raise ValueError(
-            f"An embedding map of {h}x{w} does not fit images of {height}x{width} at stride "
-            f"{stride} (expected ceil or floor of the image size / stride); pass the padded "
-            "batch size as image_size and the model's output stride."
-        )
     device = pixel_embeddings.device
     limits = torch.tensor([width, height, width, height], dtype=torch.float32, device=device)
     pooled: list[torch.Tensor] = []

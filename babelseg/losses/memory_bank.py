@@ -8,9 +8,63 @@ exactly the same contents.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+def cell_labels(semantic: torch.Tensor, size: tuple[int, int], *, stride: int = 4) -> torch.Tensor:
+    """The label at the centre pixel of each ``stride`` cell: ``int64[B, H, W]`` -> ``[B, h, w]``
+    (``h, w = size``)."""
+    h, w = size
+    rows = (torch.arange(h, device=semantic.device) * stride + stride // 2).clamp(
+        max=semantic.shape[-2] - 1
+    )
+    cols = (torch.arange(w, device=semantic.device) * stride + stride // 2).clamp(
+        max=semantic.shape[-1] - 1
+    )
+    return semantic[:, rows][:, :, cols]
+
+
+def sample_bank_rows(
+    embeddings: torch.Tensor,
+    semantic: torch.Tensor,
+    class_ids: Sequence[Sequence[int]],
+    *,
+    per_class: int,
+    seed: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Up to ``per_class`` random labelled cells per class and image, for the bank.
+
+    Args:
+        embeddings: ``float[B, D, h, w]`` (momentum) pixel embeddings at stride 4.
+        semantic: ``int64[B, H, W]`` labels in each image's own label space (255 = ignore).
+        class_ids: Per image, the bank class of each of its label space's classes.
+        per_class: Cells kept per class and image.
+        seed: Seed of the generator that picks the cells (a resumed run picks the same).
+    Returns:
+        ``(float[N, D] unit-norm embeddings, int64[N] bank classes)``.
+    """
+    labels = cell_labels(semantic, tuple(embeddings.shape[-2:]))
+    generator = torch.Generator().manual_seed(seed)
+    emb = F.normalize(embeddings.float(), dim=1).permute(0, 2, 3, 1)
+    rows, classes = [], []
+    for i, ids in enumerate(class_ids):
+        lookup = torch.tensor(list(ids) + [-1], device=labels.device)
+        local = labels[i].reshape(-1)
+        union = lookup[torch.where(local == 255, len(lookup) - 1, local)]
+        flat = emb[i].reshape(-1, emb.shape[-1])
+        for u in torch.unique(union[union >= 0]).tolist():
+            where = torch.nonzero(union == u).squeeze(1)
+            order = torch.randperm(len(where), generator=generator)[:per_class]
+            pick = where[order.to(where.device)]
+            rows.append(flat[pick])
+            classes.append(torch.full((len(pick),), u, device=where.device))
+    if not rows:
+        return emb.new_zeros(0, emb.shape[-1]), torch.zeros(0, dtype=torch.long)
+    return torch.cat(rows), torch.cat(classes)
 
 
 class ClassMemoryBank(nn.Module):

@@ -1,47 +1,37 @@
-"""What every recipe provides to the trainer, the evaluator and the predictor.
+"""What every recipe provides to the trainer, the evaluator and the predictor: :class:`Recipe`.
 
-A recipe is an ``nn.Module`` holding the network and its recipe-specific parameters. Required:
+A recipe is an ``nn.Module`` holding the network and its recipe-specific parameters, a subclass
+of :class:`Recipe` (an ABC in the manner of detectron2's ``HookBase``): it must implement
+``forward``, ``semantic_logits``, ``loss`` and ``loss_counts``; every other hook has a default
+(identity or no-op) and the trainer, evaluator and predictor call them unconditionally, so a
+misspelt override is an error of its own (no silent probing). Class attributes say what a recipe
+is: ``name``, ``supported_annotations``, ``predicts_segments`` (panoptic segments and instances
+besides per-pixel classes), ``forward_takes_texts`` and ``find_unused_parameters``.
 
-- ``name: str`` and ``supported_annotations: set[Annotation]``;
-- ``forward(images float[B, 3, H, W]) -> PixelOutput | MaskOutput``;
-- ``semantic_logits(output, text float[K, D], *, dataset: str | None = None, pixel_major=False)``
-  -> ``float[B, K, h, w]`` scores (``[B, h, w, K]`` when ``pixel_major``) at the output's
-  resolution; ``dataset`` names the training dataset whose label space ``text`` is, when it is one
-  (recipes with per-dataset classifiers or mappings use it; None = any vocabulary);
-- ``loss(output, batch, texts {dataset: float[K_d, D]}, *, normalisers) -> LossResult``;
-- ``forward_takes_texts = True`` (class attribute, optional): ``forward(images, texts=[float[K_b,
-  D] per image])``; the trainer and predictor then pass each image's label-space embeddings;
-- ``find_unused_parameters = True`` (class attribute, optional): under torchrun, some
-  parameters get no gradient in some steps (phases that freeze part of the model); the trainer
-  tells DistributedDataParallel to look for them;
-- ``loss_counts(batch) -> {name: float}``: this process's normaliser counts (the trainer
-  all-reduces them and passes them back as ``normalisers``).
-
-Optional hooks (the trainer, evaluator and predictor call them when present):
-
-- ``step_texts(texts) -> texts``: the label embeddings this step's loss uses (learned prompts
-  give differentiable ones); the trainer stores ``step_texts`` of every dataset (no grad) in each
-  checkpoint, so inference needs no text-encoder pass for known label spaces;
-- ``vocabulary_embeddings(strings: list[str], base float[K, D]) -> float[K, D]``: embeddings of a
-  new vocabulary at inference (``base`` = the frozen encoder's); default ``base``;
-- ``on_step_start(step: int)`` / ``on_step_end(step: int)``: before the forward pass / after the
-  optimizer step (phase switches, momentum updates; ``step`` counts from 0);
-- ``panoptic(output, text, *, is_thing bool[K], dataset=None, sizes) -> list[PanopticPrediction]``
-  and ``instances(output, text, *, dataset=None, sizes) -> list[InstancePrediction]`` for recipes
-  that predict segments (``sizes``: the ``(H, W)`` to predict at, per image);
-- ``extra_state() -> dict`` / ``load_extra_state(dict)``: JSON-safe state saved with checkpoints.
+Every recipe module also has a builder, ``build_<name>_recipe(section, *, context)``, that takes
+its own typed config section and the :class:`RecipeContext` (label spaces, texts and the shared
+settings), never the whole run config; :mod:`babelseg.recipes.catalog` lists them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import torch
+from torch import nn
 
+from babelseg.data.collate import Batch
 from babelseg.data.sample import Annotation
+from babelseg.labels.encoders.base import TextEncoder
 from babelseg.labels.space import IGNORE_INDEX, LabelSpace
 from babelseg.losses.pixel_text import pixel_cross_entropy_sum
+from babelseg.models.builders import build_pixel_model
+from babelseg.models.config import ModelConfig
+from babelseg.models.pixel_model import PixelEmbeddingModel
+from babelseg.models.segments import InstancePrediction, PanopticPrediction
 
 
 @dataclass
@@ -61,7 +51,7 @@ class LossResult:
 
 @dataclass
 class RecipeContext:
-    """What a recipe builder knows besides the config.
+    """What a recipe builder knows besides its own config section.
 
     Attributes:
         label_spaces: Every declared dataset's label space, by name.
@@ -70,6 +60,13 @@ class RecipeContext:
             learning re-encodes them).
         train_datasets: The datasets being trained on, in sampler order.
         embed_dim: D.
+        model: The ``model:`` section (network architecture).
+        total_steps: ``train.steps`` (recipes with phases schedule by it).
+        device: ``train.device`` (where encoders that recipes build run).
+        temperature: ``recipe.temperature``, the initial tau of the text classifiers.
+        learn_temperature: ``recipe.learn_temperature``.
+        text_encoder: Builds the configured text encoder (prompt learners read through it);
+            None when the run has none.
     """
 
     label_spaces: dict[str, LabelSpace]
@@ -77,6 +74,172 @@ class RecipeContext:
     label_texts: dict[str, list[str]]
     train_datasets: list[str]
     embed_dim: int
+    model: ModelConfig = field(default_factory=ModelConfig)
+    total_steps: int = 0
+    device: str = "cpu"
+    temperature: float = 0.07
+    learn_temperature: bool = True
+    text_encoder: Callable[[], TextEncoder] | None = None
+
+    def build_text_encoder(self, purpose: str) -> TextEncoder:
+        """The run's text encoder; ``purpose`` names the setting that needs it in the error."""
+        if self.text_encoder is None:
+            raise ValueError(f"{purpose} needs the run's text encoder (labels.encoder).")
+        return self.text_encoder()
+
+
+def pixel_network(context: RecipeContext) -> PixelEmbeddingModel:
+    """The pixel-embedding network of ``context.model`` with embedding dim ``context.embed_dim``
+    (the network of every pixel recipe)."""
+    m = context.model
+    return build_pixel_model(
+        backbone=m.backbone,
+        backbone_kwargs=dict(m.backbone_kwargs),
+        decoder_dim=m.decoder_dim,
+        embed_dim=context.embed_dim,
+        weights=m.weights,
+    )
+
+
+class Recipe(nn.Module, ABC):
+    """The contract between a recipe and the trainer, evaluator and predictor.
+
+    Class attributes:
+        name: The recipe's catalog name.
+        supported_annotations: Annotation kinds it trains on.
+        predicts_segments: True when :meth:`panoptic` and :meth:`instances` answer (mask
+            classification); False: per-pixel classes only.
+        forward_takes_texts: ``forward(images, texts=[float[K_b, D] per image])``: the trainer
+            and predictor pass each image's label-space embeddings.
+        find_unused_parameters: Under torchrun some parameters get no gradient in some steps
+            (phases that freeze part of the model): DistributedDataParallel must look for them.
+    """
+
+    renamed_weights: ClassVar[dict[str, str]] = {}
+    """``{old name: new name}`` of weights renamed since checkpoints were written with the old
+    name; loading such a checkpoint maps them."""
+
+    name: ClassVar[str] = "recipe"
+    supported_annotations: ClassVar[frozenset[Annotation]] = frozenset()
+    predicts_segments: ClassVar[bool] = False
+    forward_takes_texts: ClassVar[bool] = False
+    find_unused_parameters: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reduce_sum: Callable[[torch.Tensor], torch.Tensor] = _local_sum
+
+    # ------------------------------------------------------------------ required
+    @abstractmethod
+    def forward(self, images: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        """``images float[B, 3, H, W]`` (+ ``texts`` when ``forward_takes_texts``) -> the
+        recipe's output (a :class:`~babelseg.models.outputs.PixelOutput` or ``MaskOutput``)."""
+
+    @abstractmethod
+    def semantic_logits(
+        self,
+        output: Any,
+        text_embeddings: torch.Tensor,
+        *,
+        dataset: str | None = None,
+        pixel_major: bool = False,
+    ) -> torch.Tensor:
+        """Class scores ``float[B, K, h, w]`` (``[B, h, w, K]`` when ``pixel_major``) at the
+        output's resolution for the vocabulary ``text_embeddings float[K, D]``; ``dataset``
+        names the training dataset whose label space it is, when it is one (per-dataset
+        classifiers or mappings use it; None = any vocabulary)."""
+
+    @abstractmethod
+    def loss(
+        self,
+        output: Any,
+        batch: Batch,
+        texts: Mapping[str, torch.Tensor],
+        *,
+        normalisers: Mapping[str, torch.Tensor | float],
+    ) -> LossResult:
+        """The training loss of a batch; ``texts {dataset: float[K_d, D]}`` are
+        :meth:`step_texts`, ``normalisers`` the all-reduced :meth:`loss_counts` / world size."""
+
+    @abstractmethod
+    def loss_counts(self, batch: Batch) -> dict[str, float]:
+        """This process's normaliser counts (the trainer all-reduces them)."""
+
+    # ------------------------------------------------------------------ hooks with defaults
+    def step_texts(self, texts: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The label embeddings this step's loss uses (learned prompts give differentiable
+        ones); the trainer also stores them with every checkpoint. Default: ``texts``."""
+        return dict(texts)
+
+    def vocabulary_embeddings(self, strings: list[str], base: torch.Tensor) -> torch.Tensor:
+        """``float[K, D]`` embeddings of a new vocabulary at inference (``base``: the frozen
+        encoder's). Default: ``base``."""
+        return base
+
+    def on_step_start(self, step: int) -> None:
+        """Before the forward pass of step ``step`` (from 0): phase switches. Default: none."""
+
+    def on_step_end(self, step: int) -> None:
+        """After the optimizer step: momentum updates, phase ends. Default: none."""
+
+    def extra_state(self) -> dict:
+        """JSON-safe state saved with checkpoints besides the weights. Default: none."""
+        return {}
+
+    def load_extra_state(self, state: Mapping) -> None:
+        """Restore :meth:`extra_state` (an empty mapping: nothing saved). Default: nothing."""
+
+    def use_reduction(self, reduce_sum: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        """The trainer hands over its in-place sum over processes (identity in one process),
+        for recipes that pool statistics across processes."""
+        self.reduce_sum = reduce_sum
+
+    def panoptic(
+        self,
+        output: Any,
+        text_embeddings: torch.Tensor,
+        *,
+        is_thing: torch.Tensor,
+        dataset: str | None = None,
+        sizes: Sequence[tuple[int, int]],
+    ) -> list[PanopticPrediction]:
+        """Panoptic segments per image at ``sizes`` (``predicts_segments`` recipes)."""
+        raise ValueError(self._no_segments())
+
+    def instances(
+        self,
+        output: Any,
+        text_embeddings: torch.Tensor,
+        *,
+        dataset: str | None = None,
+        sizes: Sequence[tuple[int, int]],
+    ) -> list[InstancePrediction]:
+        """Scored instance masks per image at ``sizes`` (``predicts_segments`` recipes)."""
+        raise ValueError(self._no_segments())
+
+    def unified_space(self) -> LabelSpace:
+        """The learned unified label space of a recipe that has one (``autounify``)."""
+        raise ValueError(
+            f"Recipe '{self.name}' has no unified label space (autounify has); use --dataset or "
+            "--labels."
+        )
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        for old, new in self.renamed_weights.items():
+            if prefix + old in state_dict and prefix + new not in state_dict:
+                state_dict[prefix + new] = state_dict.pop(prefix + old)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _no_segments(self) -> str:
+        return (
+            f"Recipe '{self.name}' predicts per-pixel classes only; panoptic segments and "
+            "instances need a mask-classification recipe (lmseg, dataseg)."
+        )
+
+
+def _local_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """The sum over one process: the tensor itself."""
+    return tensor
 
 
 def pixel_count(batch) -> dict[str, float]:

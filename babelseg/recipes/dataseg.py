@@ -16,10 +16,29 @@ embeddings) for semantic, panoptic and instance data, every parameter shared.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 
 from babelseg.data.sample import Annotation, Task
+from babelseg.recipes.base import RecipeContext
 from babelseg.recipes.mask_common import MaskRecipe
+from babelseg.recipes.mask_config import MaskRecipeConfig, mask_recipe_arguments
+
+
+@dataclass
+class DaTaSegConfig:
+    """``dataseg`` settings (DaTaSeg.txt).
+
+    Attributes:
+        merge: MERGE same-class proposals (stuff for panoptic, all for semantic).
+        projection_weight: Weight of the box projection loss for boxes-only datasets.
+        dataset_loss_weights: ``{dataset: weight}`` (1 for datasets not named).
+    """
+
+    merge: bool = True
+    projection_weight: float = 5.0
+    dataset_loss_weights: dict[str, float] = field(default_factory=dict)
 
 
 class DaTaSegRecipe(MaskRecipe):
@@ -31,7 +50,7 @@ class DaTaSegRecipe(MaskRecipe):
     """
 
     name = "dataseg"
-    supported_annotations = {Annotation.CLEAN, Annotation.NOISY, Annotation.BOXES}
+    supported_annotations = frozenset({Annotation.CLEAN, Annotation.NOISY, Annotation.BOXES})
     forward_takes_texts = False
 
     def __init__(self, *, merge: bool = True, **kwargs) -> None:
@@ -48,3 +67,23 @@ class DaTaSegRecipe(MaskRecipe):
         if task == Task.PANOPTIC:
             return ~is_thing.to(torch.bool)
         return torch.ones_like(is_thing, dtype=torch.bool)
+
+
+def build_dataseg_recipe(
+    section: DaTaSegConfig, *, mask: MaskRecipeConfig, context: RecipeContext
+) -> DaTaSegRecipe:
+    """The ``dataseg`` recipe (DaTaSeg.txt); its query decoder never reads the texts."""
+    unknown = sorted(set(section.dataset_loss_weights) - set(context.label_spaces))
+    if unknown and context.label_spaces:
+        raise ValueError(
+            f"recipe.dataseg.dataset_loss_weights names unknown datasets {unknown}; declared: "
+            f"{sorted(context.label_spaces)}."
+        )
+    kwargs = mask_recipe_arguments(
+        mask, context=context, text_attention=False, projection_weight=section.projection_weight
+    )
+    return DaTaSegRecipe(
+        merge=section.merge,
+        dataset_loss_weights={k: float(v) for k, v in section.dataset_loss_weights.items()},
+        **kwargs,
+    )

@@ -91,3 +91,68 @@ def split_rows(rows: torch.Tensor, sizes: Sequence[int], names: Sequence[str]) -
         out[name] = rows[start : start + size]
         start += size
     return out
+
+
+def check_training_context(
+    recipe: str, label_spaces: Mapping[str, object], texts: Mapping, train_datasets: Sequence[str]
+) -> None:
+    """Raise ValueError unless every training dataset has a label space and texts (the
+    baselines classify into the training datasets' label spaces)."""
+    if not train_datasets:
+        raise ValueError(
+            f"Recipe '{recipe}' classifies into the training datasets' label spaces, so it needs "
+            "them: build it with a RecipeContext that names train_datasets (the trainer and "
+            "Predictor.from_checkpoint do)."
+        )
+    missing = [d for d in train_datasets if d not in label_spaces or d not in texts]
+    if missing:
+        raise ValueError(
+            f"Recipe '{recipe}': no label space or texts for training dataset(s) {missing}; "
+            f"known: {sorted(label_spaces)}."
+        )
+
+
+def union_label_space(
+    recipe: str,
+    label_texts: Mapping[str, Sequence[str]],
+    texts: Mapping[str, torch.Tensor],
+    train_datasets: Sequence[str],
+) -> tuple[list[str], dict[str, list[int]], torch.Tensor]:
+    """The union of the training datasets' label texts (identical texts are one class).
+
+    Args:
+        recipe: The recipe asking (for error messages).
+        label_texts: ``{dataset: [K_d strings]}``.
+        texts: ``{dataset: float[K_d, D]}`` their frozen embeddings.
+        train_datasets: The datasets whose label spaces are joined, in order.
+    Returns:
+        ``(texts [K], {dataset: [union index per class]}, float[K, D] frozen embeddings)``.
+    """
+    if not train_datasets:
+        raise ValueError(
+            f"Recipe '{recipe}' pairs pixels with the union label space of its training datasets: "
+            "build it with a RecipeContext that names train_datasets (the trainer and "
+            "Predictor.from_checkpoint do)."
+        )
+    union: list[str] = []
+    rows: list[torch.Tensor] = []
+    where: dict[str, int] = {}
+    classes: dict[str, list[int]] = {}
+    for name in train_datasets:
+        if name not in label_texts or name not in texts:
+            raise ValueError(
+                f"Recipe '{recipe}': no label texts or embeddings for dataset '{name}'."
+            )
+        strings, emb = label_texts[name], texts[name]
+        if len(strings) != emb.shape[0]:
+            raise ValueError(
+                f"Recipe '{recipe}': dataset '{name}' has {len(strings)} label texts but "
+                f"{emb.shape[0]} embeddings."
+            )
+        for text, row in zip(strings, emb, strict=True):
+            if text not in where:
+                where[text] = len(union)
+                union.append(text)
+                rows.append(row.float())
+        classes[name] = [where[t] for t in strings]
+    return union, classes, torch.stack(rows)

@@ -21,12 +21,30 @@ text embeddings of each dataset's class names.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 
 from babelseg.data.sample import Annotation
-from babelseg.labels.prompt import PromptLearner
+from babelseg.labels.prompt import PromptLearner, prompt_learner_for
+from babelseg.recipes.base import RecipeContext
 from babelseg.recipes.mask_common import MaskRecipe
+from babelseg.recipes.mask_config import MaskRecipeConfig, mask_recipe_arguments
+
+
+@dataclass
+class LMSegConfig:
+    """``lmseg`` settings (LMSeg.txt).
+
+    Attributes:
+        prompt_length: Learnable context vectors prepended to the class tokens (CoOp).
+        category_guided: Text cross-attention in each decoder layer.
+        decoding_order: ``visual-text`` or ``text-visual``.
+    """
+
+    prompt_length: int = 8
+    category_guided: bool = True
+    decoding_order: str = "visual-text"
 
 
 class LMSegRecipe(MaskRecipe):
@@ -41,7 +59,7 @@ class LMSegRecipe(MaskRecipe):
     """
 
     name = "lmseg"
-    supported_annotations = {Annotation.CLEAN, Annotation.NOISY}
+    supported_annotations = frozenset({Annotation.CLEAN, Annotation.NOISY})
     forward_takes_texts = True
 
     def __init__(
@@ -82,3 +100,28 @@ class LMSegRecipe(MaskRecipe):
         if self.prompt is None:
             return base
         return self.prompt(strings).to(device=base.device, dtype=base.dtype)
+
+
+def build_lmseg_recipe(
+    section: LMSegConfig, *, mask: MaskRecipeConfig, context: RecipeContext
+) -> LMSegRecipe:
+    """The ``lmseg`` recipe (LMSeg.txt); the prompt learner reads the run's text encoder."""
+    if section.prompt_length < 0:
+        raise ValueError(f"recipe.lmseg.prompt_length must be >= 0, got {section.prompt_length}.")
+    prompt = None
+    if section.prompt_length > 0:
+        encoder = context.build_text_encoder("recipe.lmseg.prompt_length > 0")
+        prompt = prompt_learner_for(encoder, section.prompt_length)
+    kwargs = mask_recipe_arguments(
+        mask,
+        context=context,
+        text_attention=section.category_guided,
+        projection_weight=0.0,
+        decoding_order=section.decoding_order,
+    )
+    return LMSegRecipe(
+        prompt=prompt,
+        label_texts=context.label_texts,
+        train_datasets=context.train_datasets,
+        **kwargs,
+    )

@@ -1,8 +1,5 @@
 """What the mask-classification recipes (``lmseg``, ``dataseg``) share.
 
-- :class:`TextClassifier`: class logits of query class embeddings against a label space's text
-  embeddings plus one learnable "no object" / background embedding, by scaled cosine
-  similarity (LMSeg eq. 1; DaTaSeg's frozen text classifiers with a shared background);
 - :func:`batch_targets`: the per-image :class:`~babelseg.matching.targets.MaskTargets` of a
   collated batch (semantic maps -> one mask per class present; panoptic / instance masks
   without crowd; boxes-only data -> boxes on the mask-logit grid);
@@ -19,62 +16,19 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from babelseg.data.collate import Batch
 from babelseg.data.sample import Annotation, Sample, Task
-from babelseg.inference.postprocess import instance_masks, panoptic_segments
-from babelseg.inference.segments import InstancePrediction, PanopticPrediction
 from babelseg.labels.space import IGNORE_INDEX
 from babelseg.losses.mask_criterion import LayerPrediction, MaskCriterion, target_counts
-from babelseg.losses.pixel_text import LearnableTemperature
 from babelseg.matching.merge import merge_proposals
 from babelseg.matching.targets import MaskTargets
+from babelseg.models.heads.text_classifier import TextClassifier
 from babelseg.models.mask_model import OUTPUT_STRIDE, MaskClassificationModel
 from babelseg.models.outputs import MaskOutput
-from babelseg.recipes.base import LossResult, group_by_dataset
-
-
-class TextClassifier(nn.Module):
-    """Scaled cosine similarity of class embeddings with texts and a learnable background.
-
-    ``logits[q, k] = scale * cos(e_q, t_k)`` for the K texts, and ``k = K`` (last) against the
-    learnable no-object / background embedding.
-
-    Args:
-        embed_dim: D.
-        temperature: Initial tau (``scale = 1 / tau``; LMSeg: 0.07).
-        learn_temperature: Train tau.
-    """
-
-    def __init__(self, *, embed_dim: int, temperature: float, learn_temperature: bool) -> None:
-        super().__init__()
-        self.temperature = LearnableTemperature(
-            temperature=temperature, learnable=learn_temperature
-        )
-        self.background = nn.Parameter(F.normalize(torch.randn(embed_dim), dim=0))
-
-    def forward(self, class_embeddings: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        """``float[..., Q, D]`` and ``float[K, D]`` -> ``float[..., Q, K + 1]`` logits."""
-        keys = torch.cat([text.to(self.background.dtype), self.background[None]], dim=0)
-        keys = F.normalize(keys, dim=-1)
-        queries = F.normalize(class_embeddings, dim=-1)
-        return self.temperature() * queries @ keys.T
-
-    def per_image(
-        self, class_embeddings: torch.Tensor, texts: Sequence[torch.Tensor]
-    ) -> list[torch.Tensor]:
-        """``float[B, Q, D]`` and B texts ``float[K_b, D]`` -> B logits ``float[Q, K_b + 1]``
-        (one matrix product per distinct text tensor)."""
-        out: list[torch.Tensor | None] = [None] * len(texts)
-        groups: dict[int, list[int]] = {}
-        for b, t in enumerate(texts):
-            groups.setdefault(id(t), []).append(b)
-        for idx in groups.values():
-            logits = self(class_embeddings[idx], texts[idx[0]])
-            for j, b in enumerate(idx):
-                out[b] = logits[j]
-        return out  # type: ignore[return-value]
+from babelseg.models.postprocess import instance_masks, panoptic_segments
+from babelseg.models.segments import InstancePrediction, PanopticPrediction
+from babelseg.recipes.base import LossResult, Recipe, group_by_dataset
 
 
 # ---------------------------------------------------------------------------- targets
@@ -146,7 +100,7 @@ def batch_targets(batch: Batch) -> list[MaskTargets]:
 
 
 # ---------------------------------------------------------------------------- recipe
-class MaskRecipe(nn.Module):
+class MaskRecipe(Recipe):
     """Mask proposals + class embeddings classified against texts: training and inference.
 
     Subclasses set ``name`` and ``supported_annotations`` and may override
@@ -166,7 +120,8 @@ class MaskRecipe(nn.Module):
     """
 
     name = "mask"
-    supported_annotations: set[Annotation] = {Annotation.CLEAN, Annotation.NOISY}
+    supported_annotations = frozenset({Annotation.CLEAN, Annotation.NOISY})
+    predicts_segments = True
     forward_takes_texts = True
 
     def __init__(
@@ -309,7 +264,7 @@ class MaskRecipe(nn.Module):
     def semantic_logits(
         self,
         output: MaskOutput,
-        text: torch.Tensor,
+        text_embeddings: torch.Tensor,
         *,
         dataset: str | None = None,
         pixel_major: bool = False,
@@ -318,18 +273,19 @@ class MaskRecipe(nn.Module):
 
         Args:
             output: The model output for B images.
-            text: ``float[K, D]`` texts of the label space asked for.
+            text_embeddings: ``float[K, D]`` texts of the label space asked for.
             dataset: Unused: classes come from the texts alone.
             pixel_major: Return ``[B, h, w, K]`` instead.
         Returns:
             ``float[B, K, h, w]`` (h, w = ceil(H/4), ceil(W/4)).
         """
         merge = self.merge_classes(
-            Task.SEMANTIC, torch.zeros(len(text), dtype=torch.bool, device=text.device)
+            Task.SEMANTIC,
+            torch.zeros(len(text_embeddings), dtype=torch.bool, device=text_embeddings.device),
         )
         out = []
         for b in range(output.mask_logits.shape[0]):
-            masks, logits = self._image_proposals(output, text, b, merge)
+            masks, logits = self._image_proposals(output, text_embeddings, b, merge)
             prob = logits.float().softmax(-1)[:, :-1]
             equation = "qk,qhw->hwk" if pixel_major else "qk,qhw->khw"
             out.append(torch.einsum(equation, prob, masks.float().sigmoid()))
@@ -350,18 +306,18 @@ class MaskRecipe(nn.Module):
     def panoptic(
         self,
         output: MaskOutput,
-        text: torch.Tensor,
+        text_embeddings: torch.Tensor,
         *,
         is_thing: torch.Tensor,
         dataset: str | None = None,
         sizes: Sequence[tuple[int, int]],
     ) -> list[PanopticPrediction]:
         """Panoptic segments per image at ``sizes`` (stuff merged, things as instances)."""
-        is_thing = torch.as_tensor(is_thing, dtype=torch.bool, device=text.device)
+        is_thing = torch.as_tensor(is_thing, dtype=torch.bool, device=text_embeddings.device)
         merge = self.merge_classes(Task.PANOPTIC, is_thing)
         preds = []
         for b, size in enumerate(sizes):
-            masks, logits = self._image_proposals(output, text, b, merge)
+            masks, logits = self._image_proposals(output, text_embeddings, b, merge)
             preds.append(
                 panoptic_segments(
                     self._upsample(masks, size),
@@ -377,7 +333,7 @@ class MaskRecipe(nn.Module):
     def instances(
         self,
         output: MaskOutput,
-        text: torch.Tensor,
+        text_embeddings: torch.Tensor,
         *,
         dataset: str | None = None,
         sizes: Sequence[tuple[int, int]],
@@ -385,7 +341,7 @@ class MaskRecipe(nn.Module):
         """Top-k scored instance masks per image at ``sizes`` (no MERGE)."""
         preds = []
         for b, size in enumerate(sizes):
-            masks, logits = self._image_proposals(output, text, b, None)
+            masks, logits = self._image_proposals(output, text_embeddings, b, None)
             preds.append(
                 instance_masks(
                     self._upsample(masks, size),

@@ -22,27 +22,62 @@ resumed run continues exactly). Under DDP the bank is rank 0's (buffers are broa
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from babelseg.data.collate import Batch
 from babelseg.data.sample import Annotation
-from babelseg.labels.prompt import PromptLearner
-from babelseg.losses.memory_bank import ClassMemoryBank
+from babelseg.labels.prompt import PromptLearner, prompt_learner_for
+from babelseg.losses.memory_bank import ClassMemoryBank, sample_bank_rows
 from babelseg.losses.multi_label import (
     class_text_similarity,
     multi_label_targets,
     multi_positive_cross_entropy_sum,
 )
-from babelseg.losses.pixel_text import cosine_logits
+from babelseg.models.heads.text_classifier import cosine_logits
+from babelseg.models.momentum import MomentumEncoder
 from babelseg.models.outputs import PixelOutput
-from babelseg.models.pixel_model import OUTPUT_STRIDE, PixelEmbeddingModel
-from babelseg.recipes.base import LossResult, group_by_dataset, pixel_count
+from babelseg.models.pixel_model import PixelEmbeddingModel
+from babelseg.recipes.base import (
+    LossResult,
+    Recipe,
+    RecipeContext,
+    group_by_dataset,
+    pixel_count,
+    pixel_network,
+)
+from babelseg.recipes.label_matching import union_label_space
+
+
+@dataclass
+class MS3Config:
+    """``ms3`` settings (MS3.txt).
+
+    Attributes:
+        context_length: Learnable context tokens M of the language-embedding improvement.
+        alpha: Weight of the visual loss L_v.
+        momentum: Momentum of the momentum image encoder.
+        bank_size: Pixel embeddings kept per class in the memory bank.
+        multi_label: Cross-modal multi-label extension (eq. 5-8).
+        language: Use the language loss L_l.
+        visual: Use the visual loss L_v.
+        prompt_steps: Length of the first stage, in which the context tokens train (eq. 1 only);
+            afterwards the language embeddings are fixed and L_v / multi-label join.
+        bank_pixels: Pixels per class and image put in the memory bank each step.
+    """
+
+    context_length: int = 13
+    alpha: float = 1.0
+    momentum: float = 0.999
+    bank_size: int = 64
+    multi_label: bool = True
+    language: bool = True
+    visual: bool = True
+    prompt_steps: int = 300
+    bank_pixels: int = 8
 
 
 @dataclass
@@ -57,48 +92,7 @@ class MS3Output(PixelOutput):
     momentum_embeddings: torch.Tensor | None = None
 
 
-class MomentumEncoder(nn.Module):
-    """A frozen copy of the network, moved towards it by ``p <- m p + (1 - m) p_online``.
-
-    Args:
-        model: The online network (copied).
-        momentum: m.
-    """
-
-    def __init__(self, model: nn.Module, *, momentum: float) -> None:
-        super().__init__()
-        if not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"recipe.ms3.momentum must be in [0, 1], got {momentum}.")
-        self.model = copy.deepcopy(model).requires_grad_(False)
-        self.momentum = momentum
-
-    @torch.no_grad()
-    def update(self, online: nn.Module) -> None:
-        """One momentum step towards ``online`` (buffers such as norm statistics are copied)."""
-        for p, q in zip(self.model.parameters(), online.parameters(), strict=True):
-            p.mul_(self.momentum).add_(q.detach(), alpha=1.0 - self.momentum)
-        for b, c in zip(self.model.buffers(), online.buffers(), strict=True):
-            b.copy_(c)
-
-    @torch.no_grad()
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """``float[B, 3, H, W]`` -> ``float[B, D, H/4, W/4]`` momentum embeddings."""
-        return self.model(images).embeddings
-
-
-def cell_labels(semantic: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """The label at the centre pixel of each stride-4 cell: ``int64[B, H, W]`` -> ``[B, h, w]``."""
-    h, w = size
-    rows = (torch.arange(h, device=semantic.device) * OUTPUT_STRIDE + OUTPUT_STRIDE // 2).clamp(
-        max=semantic.shape[-2] - 1
-    )
-    cols = (torch.arange(w, device=semantic.device) * OUTPUT_STRIDE + OUTPUT_STRIDE // 2).clamp(
-        max=semantic.shape[-1] - 1
-    )
-    return semantic[:, rows][:, :, cols]
-
-
-class MS3Recipe(nn.Module):
+class MS3Recipe(Recipe):
     """Pixel-embedding network trained against union-space language and visual embeddings.
 
     Args:
@@ -120,7 +114,7 @@ class MS3Recipe(nn.Module):
     """
 
     name = "ms3"
-    supported_annotations = {Annotation.CLEAN, Annotation.NOISY}
+    supported_annotations = frozenset({Annotation.CLEAN, Annotation.NOISY})
 
     def __init__(
         self,
@@ -164,8 +158,10 @@ class MS3Recipe(nn.Module):
         self.language, self.visual, self.multi_label = language, visual, multi_label
         self.register_buffer("language_embeddings", F.normalize(language_embeddings.float(), dim=1))
         self.register_buffer("language_frozen", torch.tensor(self.prompt is None))
+        snapshot = None
         if self.prompt is not None and self.prompt.context_length > 0:
-            self.register_buffer("context_snapshot", self.prompt.context.detach().clone())
+            snapshot = self.prompt.context.detach().clone()
+        self.register_buffer("context_snapshot", snapshot)  # None: not in the weights
         uses_bank = visual or multi_label
         self.momentum = MomentumEncoder(model, momentum=momentum) if uses_bank else None
         self.bank = (
@@ -188,7 +184,7 @@ class MS3Recipe(nn.Module):
         if self.prompt_stage and step >= self.prompt_steps:
             with torch.no_grad():
                 self.language_embeddings.copy_(self.prompt(self.union_texts))
-                if hasattr(self, "context_snapshot"):
+                if self.context_snapshot is not None:
                     self.context_snapshot.copy_(self.prompt.context)
             self.language_frozen.fill_(True)
 
@@ -261,8 +257,7 @@ class MS3Recipe(nn.Module):
             output.embeddings, text_embeddings, self.scale, pixel_major=pixel_major
         )
 
-    @staticmethod
-    def loss_counts(batch: Batch) -> dict[str, float]:
+    def loss_counts(self, batch: Batch) -> dict[str, float]:
         """Labelled pixels of this process (the normaliser of both pairing losses)."""
         return pixel_count(batch)
 
@@ -281,29 +276,6 @@ class MS3Recipe(nn.Module):
             else:
                 out[name] = multi_label_targets(similarity, index, valid=self.bank.valid())
         return out
-
-    def _pending_bank_rows(self, momentum: torch.Tensor, batch: Batch) -> tuple:
-        """Up to ``bank_pixels`` random labelled cells per class and image: ``(float[N, D]
-        unit-norm momentum embeddings, int64[N] union classes)``."""
-        labels = cell_labels(batch.semantic, tuple(momentum.shape[-2:]))
-        # a generator of its own, seeded by the step: a resumed run picks the same pixels
-        generator = torch.Generator().manual_seed(0x5EED + self._step)
-        emb = F.normalize(momentum.float(), dim=1).permute(0, 2, 3, 1)
-        rows, classes = [], []
-        for i, name in enumerate(batch.datasets):
-            lookup = torch.tensor(self.dataset_classes[name] + [-1], device=labels.device)
-            local = labels[i].reshape(-1)
-            union = lookup[torch.where(local == 255, len(lookup) - 1, local)]
-            flat = emb[i].reshape(-1, emb.shape[-1])
-            for u in torch.unique(union[union >= 0]).tolist():
-                where = torch.nonzero(union == u).squeeze(1)
-                order = torch.randperm(len(where), generator=generator)[: self.bank_pixels]
-                pick = where[order.to(where.device)]
-                rows.append(flat[pick])
-                classes.append(torch.full((len(pick),), u, device=where.device))
-        if not rows:
-            return emb.new_zeros(0, emb.shape[-1]), torch.zeros(0, dtype=torch.long)
-        return torch.cat(rows), torch.cat(classes)
 
     def loss(
         self,
@@ -361,7 +333,13 @@ class MS3Recipe(nn.Module):
         if self.prompt is not None and not self.prompt_stage:  # keep DDP's view of used params
             total = total + 0.0 * self.prompt.context.sum()
         if self.bank is not None and output.momentum_embeddings is not None:
-            rows, classes = self._pending_bank_rows(output.momentum_embeddings, batch)
+            rows, classes = sample_bank_rows(
+                output.momentum_embeddings,
+                batch.semantic,
+                [self.dataset_classes[name] for name in batch.datasets],
+                per_class=self.bank_pixels,
+                seed=0x5EED + self._step,
+            )
             self._pending = (rows.detach(), classes, None if visual is None else visual.detach())
         logs = {
             "loss_language": float(lang_sum.detach() / normalisers["pixels"]),
@@ -375,7 +353,7 @@ class MS3Recipe(nn.Module):
     def on_step_end(self, step: int) -> None:
         """After the optimizer step: momentum update, bank enqueue, ``V^old``; in the second
         stage the context is put back (it only received a zero gradient, but AdamW moves it)."""
-        if self.prompt is not None and not self.prompt_stage and hasattr(self, "context_snapshot"):
+        if self.prompt is not None and not self.prompt_stage and self.context_snapshot is not None:
             with torch.no_grad():
                 self.prompt.context.copy_(self.context_snapshot)
         if self.momentum is not None:
@@ -386,3 +364,37 @@ class MS3Recipe(nn.Module):
             if visual is not None:
                 self.bank.remember(visual)
         self._pending = None
+
+
+def build_ms3_recipe(section: MS3Config, *, context: RecipeContext) -> MS3Recipe:
+    """The ``ms3`` recipe (MS3.txt) over the union label space of the training datasets."""
+    if section.context_length < 0 or section.prompt_steps < 0:
+        raise ValueError(
+            f"recipe.ms3.context_length and prompt_steps must be >= 0, got "
+            f"{section.context_length} and {section.prompt_steps}."
+        )
+    texts, classes, frozen = union_label_space(
+        "ms3", context.label_texts, context.texts, context.train_datasets
+    )
+    model = pixel_network(context)
+    prompt = None
+    if section.language and section.context_length > 0:
+        encoder = context.build_text_encoder("recipe.ms3.context_length > 0")
+        prompt = prompt_learner_for(encoder, section.context_length)
+    return MS3Recipe(
+        model=model,
+        union_texts=texts,
+        dataset_classes=classes,
+        language_embeddings=frozen,
+        prompt=prompt,
+        label_texts=context.label_texts,
+        prompt_steps=section.prompt_steps,
+        temperature=context.temperature,
+        alpha=section.alpha,
+        momentum=section.momentum,
+        bank_size=section.bank_size,
+        bank_pixels=section.bank_pixels,
+        language=section.language,
+        visual=section.visual,
+        multi_label=section.multi_label,
+    )

@@ -23,23 +23,36 @@ from babelseg.data.collate import Batch
 from babelseg.data.sample import Annotation
 from babelseg.models.outputs import PixelOutput
 from babelseg.models.pixel_model import PixelEmbeddingModel
-from babelseg.recipes.base import LossResult, per_dataset_cross_entropy, pixel_count
-from babelseg.recipes.label_matching import matching_dataset, nearest_labels, split_rows
+from babelseg.recipes.base import (
+    LossResult,
+    Recipe,
+    RecipeContext,
+    per_dataset_cross_entropy,
+    pixel_count,
+    pixel_network,
+)
+from babelseg.recipes.label_matching import (
+    check_training_context,
+    matching_dataset,
+    nearest_labels,
+    split_rows,
+)
 
 
-class MultiHeadRecipe(nn.Module):
+class MultiHeadRecipe(Recipe):
     """Pixel-embedding body + one linear classifier per training dataset.
 
     Args:
         model: The shared pixel-embedding network.
         embed_dim: Its embedding width ``D`` (the heads' input).
         num_classes: ``{dataset: K_d}`` of the training datasets, sampler order.
-        label_texts: ``{dataset: float[K_d, E]}`` their text embeddings (run's text mode), used
+        label_embeddings: ``{dataset: float[K_d, E]}`` their text embeddings (run's text mode), used
             only to map unknown vocabularies at prediction time.
     """
 
     name = "multihead"
-    supported_annotations = {Annotation.CLEAN, Annotation.NOISY}
+    supported_annotations = frozenset({Annotation.CLEAN, Annotation.NOISY})
+    renamed_weights = {"label_texts": "label_embeddings"}  # before one name per concept
 
     def __init__(
         self,
@@ -47,14 +60,14 @@ class MultiHeadRecipe(nn.Module):
         model: PixelEmbeddingModel,
         embed_dim: int,
         num_classes: Mapping[str, int],
-        label_texts: Mapping[str, torch.Tensor],
+        label_embeddings: Mapping[str, torch.Tensor],
     ) -> None:
         super().__init__()
         if not num_classes:
             raise ValueError("The multihead baseline needs at least one training dataset.")
-        bad = {d: len(label_texts[d]) for d in num_classes if d in label_texts}
+        bad = {d: len(label_embeddings[d]) for d in num_classes if d in label_embeddings}
         bad = {d: k for d, k in bad.items() if k != num_classes[d]}
-        missing = [d for d in num_classes if d not in label_texts]
+        missing = [d for d in num_classes if d not in label_embeddings]
         if missing or bad:
             raise ValueError(
                 f"Label texts must cover every training dataset's classes: missing {missing}, "
@@ -65,7 +78,7 @@ class MultiHeadRecipe(nn.Module):
         self.num_classes = [int(num_classes[d]) for d in self.datasets]
         self.heads = nn.ModuleList(nn.Conv2d(embed_dim, k, kernel_size=1) for k in self.num_classes)
         self.register_buffer(
-            "label_texts", torch.cat([label_texts[d].float() for d in self.datasets])
+            "label_embeddings", torch.cat([label_embeddings[d].float() for d in self.datasets])
         )
         self.register_buffer(
             "label_head",
@@ -87,7 +100,7 @@ class MultiHeadRecipe(nn.Module):
 
     def dataset_texts(self) -> dict[str, torch.Tensor]:
         """``{dataset: float[K_d, E]}`` the stored training texts."""
-        return split_rows(self.label_texts, self.num_classes, self.datasets)
+        return split_rows(self.label_embeddings, self.num_classes, self.datasets)
 
     def semantic_logits(
         self,
@@ -121,7 +134,7 @@ class MultiHeadRecipe(nn.Module):
                 )
             logits = self.head_logits(output, dataset)
         else:
-            nearest = nearest_labels(text_embeddings, self.label_texts)
+            nearest = nearest_labels(text_embeddings, self.label_embeddings)
             heads, classes = self.label_head[nearest], self.label_class[nearest]
             logits = output.embeddings.new_empty(
                 (output.embeddings.shape[0], len(nearest), *output.embeddings.shape[-2:])
@@ -132,8 +145,7 @@ class MultiHeadRecipe(nn.Module):
                 logits[:, asked] = log_prob[:, classes[asked]]
         return logits.permute(0, 2, 3, 1) if pixel_major else logits
 
-    @staticmethod
-    def loss_counts(batch: Batch) -> dict[str, float]:
+    def loss_counts(self, batch: Batch) -> dict[str, float]:
         """This process's normaliser counts: labelled pixels (M)."""
         return pixel_count(batch)
 
@@ -187,3 +199,15 @@ class MultiHeadRecipe(nn.Module):
                 f"The checkpoint's heads {saved} differ from the ones rebuilt from its label "
                 f"spaces {list(zip(self.datasets, self.num_classes, strict=True))}."
             )
+
+
+def build_multihead_recipe(*, context: RecipeContext) -> MultiHeadRecipe:
+    """The ``multihead`` baseline: shared body, one classifier per training dataset (it has no
+    settings of its own)."""
+    check_training_context("multihead", context.label_spaces, context.texts, context.train_datasets)
+    return MultiHeadRecipe(
+        model=pixel_network(context),
+        embed_dim=context.embed_dim,
+        num_classes={d: len(context.label_spaces[d]) for d in context.train_datasets},
+        label_embeddings={d: context.texts[d] for d in context.train_datasets},
+    )

@@ -13,9 +13,9 @@ labelled pixels M, the box term by the number of boxes P.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from babelseg.data.collate import Batch
 from babelseg.data.sample import Annotation
@@ -26,10 +26,40 @@ from babelseg.losses.box_distillation import (
     text_targets,
 )
 from babelseg.losses.noisy_truncation import truncated_pixel_cross_entropy_sum
-from babelseg.losses.pixel_text import LearnableTemperature, cosine_logits, pixel_cross_entropy_sum
+from babelseg.losses.pixel_text import pixel_cross_entropy_sum
+from babelseg.models.heads.text_classifier import LearnableTemperature, cosine_logits
 from babelseg.models.outputs import PixelOutput
 from babelseg.models.pixel_model import PixelEmbeddingModel
-from babelseg.recipes.base import LossResult, group_by_dataset, pixel_count
+from babelseg.recipes.base import (
+    LossResult,
+    Recipe,
+    RecipeContext,
+    group_by_dataset,
+    pixel_count,
+    pixel_network,
+)
+
+
+@dataclass
+class SentenceConfig:
+    """``sentence`` settings; they sit directly under ``recipe:`` (the first recipe's keys
+    predate per-recipe sections).
+
+    Attributes:
+        noisy_drop_fraction: L_LD: share of each noisy image's highest-loss pixels ignored.
+        box_teacher: L_WD teacher: ``text`` (the box label's text embedding, offline) or
+            ``clip`` (CLIP image embedding of the box crop; needs ``clip_vision_model``).
+        clip_vision_model: CLIP weights (hub name or local folder) for ``box_teacher=clip``.
+        box_pooled_size: L_WD: sample points per box side when pooling embeddings.
+        box_loss_weight: Weight of L_WD in the total (the paper adds it with weight 1; an L1
+            distance between D-dim unit vectors is ~sqrt(D) times the scale of the pixel loss).
+    """
+
+    noisy_drop_fraction: float = 0.3
+    box_teacher: str = "text"
+    clip_vision_model: str | None = None
+    box_pooled_size: int = 4
+    box_loss_weight: float = 1.0
 
 
 def distillation_boxes(sample, image_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -51,7 +81,7 @@ def distillation_boxes(sample, image_size: tuple[int, int]) -> tuple[torch.Tenso
     return clipped[keep], classes[keep]
 
 
-class SentenceRecipe(nn.Module):
+class SentenceRecipe(Recipe):
     """Pixel-embedding network + learnable temperature + the heterogeneous losses.
 
     Args:
@@ -69,7 +99,7 @@ class SentenceRecipe(nn.Module):
     """
 
     name = "sentence"
-    supported_annotations = {Annotation.CLEAN, Annotation.NOISY, Annotation.BOXES}
+    supported_annotations = frozenset({Annotation.CLEAN, Annotation.NOISY, Annotation.BOXES})
 
     def __init__(
         self,
@@ -120,8 +150,7 @@ class SentenceRecipe(nn.Module):
             output.embeddings, text_embeddings, self.temperature(), pixel_major=pixel_major
         )
 
-    @staticmethod
-    def loss_counts(batch: Batch) -> dict[str, float]:
+    def loss_counts(self, batch: Batch) -> dict[str, float]:
         """This process's normaliser counts: labelled pixels (M) and distilled boxes (P)."""
         size = (int(batch.images.shape[-2]), int(batch.images.shape[-1]))
         boxes = sum(
@@ -207,3 +236,28 @@ class SentenceRecipe(nn.Module):
         total = total + self.box_loss_weight * box_sum / normalisers["boxes"]
         logs["temperature"] = float(1.0 / scale.detach())
         return LossResult(total=total, per_dataset=per_dataset, logs=logs)
+
+
+def build_sentence_recipe(section: SentenceConfig, *, context: RecipeContext) -> SentenceRecipe:
+    """The ``sentence`` recipe (SentenceLabels.txt)."""
+    model = pixel_network(context)  # first: the seeded initialisation order is part of a run
+    teacher, head = None, None
+    if section.box_teacher == "clip":
+        if not section.clip_vision_model:
+            raise ValueError("recipe.box_teacher=clip needs recipe.clip_vision_model=PATH_OR_NAME.")
+        teacher = ClipVisionTeacher(section.clip_vision_model, device=context.device)
+        head = BoxDistillationHead(context.embed_dim, teacher.dim)
+    elif section.box_teacher != "text":
+        raise ValueError(
+            f"recipe.box_teacher must be 'text' or 'clip', got '{section.box_teacher}'."
+        )
+    return SentenceRecipe(
+        model=model,
+        temperature=context.temperature,
+        learn_temperature=context.learn_temperature,
+        noisy_drop_fraction=section.noisy_drop_fraction,
+        box_pooled_size=section.box_pooled_size,
+        box_loss_weight=section.box_loss_weight,
+        box_teacher=teacher,
+        box_head=head,
+    )

@@ -26,8 +26,16 @@ from babelseg.data.collate import Batch
 from babelseg.data.sample import Annotation
 from babelseg.models.outputs import PixelOutput
 from babelseg.models.pixel_model import PixelEmbeddingModel
-from babelseg.recipes.base import LossResult, per_dataset_cross_entropy, pixel_count
+from babelseg.recipes.base import (
+    LossResult,
+    Recipe,
+    RecipeContext,
+    per_dataset_cross_entropy,
+    pixel_count,
+    pixel_network,
+)
 from babelseg.recipes.label_matching import (
+    check_training_context,
     matching_dataset,
     nearest_labels,
     split_rows,
@@ -60,19 +68,20 @@ def linear_logits(
     )
 
 
-class UnionRecipe(nn.Module):
+class UnionRecipe(Recipe):
     """Pixel-embedding body + one linear classifier over the merged union of class names.
 
     Args:
         model: The pixel-embedding network.
         embed_dim: Its embedding width ``D`` (the classifier's input).
         class_names: ``{dataset: [K_d class names]}`` of the training datasets, sampler order.
-        label_texts: ``{dataset: float[K_d, E]}`` their text embeddings (run's text mode), used
+        label_embeddings: ``{dataset: float[K_d, E]}`` their text embeddings (run's text mode), used
             only to map unknown vocabularies at prediction time.
     """
 
     name = "union"
-    supported_annotations = {Annotation.CLEAN, Annotation.NOISY}
+    supported_annotations = frozenset({Annotation.CLEAN, Annotation.NOISY})
+    renamed_weights = {"label_texts": "label_embeddings"}  # before one name per concept
 
     def __init__(
         self,
@@ -80,12 +89,12 @@ class UnionRecipe(nn.Module):
         model: PixelEmbeddingModel,
         embed_dim: int,
         class_names: Mapping[str, Sequence[str]],
-        label_texts: Mapping[str, torch.Tensor],
+        label_embeddings: Mapping[str, torch.Tensor],
     ) -> None:
         super().__init__()
         if not class_names:
             raise ValueError("The union baseline needs at least one training dataset.")
-        missing = [d for d in class_names if d not in label_texts]
+        missing = [d for d in class_names if d not in label_embeddings]
         if missing:
             raise ValueError(f"No label texts for training dataset(s) {missing}.")
         self.model = model
@@ -94,8 +103,8 @@ class UnionRecipe(nn.Module):
         self.dataset_index = {d: torch.tensor(ids, dtype=torch.long) for d, ids in index.items()}
         self.classifier = nn.Conv2d(embed_dim, len(self.union_names), kernel_size=1)
         # the training labels' texts and their union class: the lookup of unknown vocabularies
-        texts = torch.cat([label_texts[d].float() for d in self.datasets])
-        self.register_buffer("label_texts", texts)
+        texts = torch.cat([label_embeddings[d].float() for d in self.datasets])
+        self.register_buffer("label_embeddings", texts)
         self.register_buffer(
             "label_union", torch.cat([self.dataset_index[d] for d in self.datasets])
         )
@@ -111,7 +120,7 @@ class UnionRecipe(nn.Module):
     def dataset_texts(self) -> dict[str, torch.Tensor]:
         """``{dataset: float[K_d, E]}`` the stored training texts."""
         sizes = [len(self.dataset_index[d]) for d in self.datasets]
-        return split_rows(self.label_texts, sizes, self.datasets)
+        return split_rows(self.label_embeddings, sizes, self.datasets)
 
     def classes_for(self, text: torch.Tensor, dataset: str | None = None) -> torch.Tensor:
         """The union class that answers each asked class.
@@ -134,7 +143,7 @@ class UnionRecipe(nn.Module):
                     "given; pass its own label space, or dataset=None for another vocabulary."
                 )
             return ids.to(self.label_union.device)
-        return self.label_union[nearest_labels(text, self.label_texts)]
+        return self.label_union[nearest_labels(text, self.label_embeddings)]
 
     def semantic_logits(
         self,
@@ -160,8 +169,7 @@ class UnionRecipe(nn.Module):
         bias = self.classifier.bias.index_select(0, ids)
         return linear_logits(output.embeddings, weight, bias, pixel_major=pixel_major)
 
-    @staticmethod
-    def loss_counts(batch: Batch) -> dict[str, float]:
+    def loss_counts(self, batch: Batch) -> dict[str, float]:
         """This process's normaliser counts: labelled pixels (M)."""
         return pixel_count(batch)
 
@@ -216,3 +224,15 @@ class UnionRecipe(nn.Module):
                 "The checkpoint's union label space differs from the one rebuilt from its label "
                 f"spaces (saved: {state['union_names']}; rebuilt: {self.union_names})."
             )
+
+
+def build_union_recipe(*, context: RecipeContext) -> UnionRecipe:
+    """The ``union`` baseline: one-hot classes over the merged training label spaces (it has
+    no settings of its own)."""
+    check_training_context("union", context.label_spaces, context.texts, context.train_datasets)
+    return UnionRecipe(
+        model=pixel_network(context),
+        embed_dim=context.embed_dim,
+        class_names={d: context.label_spaces[d].names for d in context.train_datasets},
+        label_embeddings={d: context.texts[d] for d in context.train_datasets},
+    )

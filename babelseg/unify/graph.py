@@ -9,10 +9,14 @@ the last layer are the unified label embeddings.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+INITIAL_EDGE_LOGIT = 5.0
+"""Scaled adjacency logit of the edges the cross-dataset validation maps (others start at 0)."""
 
 
 @dataclass
@@ -129,3 +133,20 @@ class LabelGraph(nn.Module):
         self.edge_logits.copy_(edge_logits.to(self.edge_logits))
         if unified_features is not None:
             self.unified_features.copy_(unified_features.to(self.unified_features))
+
+    def initialise_from_classes(
+        self, classes: Sequence[Mapping[str, int | None]], offsets: Mapping[str, int]
+    ) -> None:
+        """Node ``r`` starts as class ``classes[r]`` (``{dataset: label or None}``, e.g. from
+        cross-dataset validation): its edges to those labels (column ``offsets[dataset] +
+        label``) start at :data:`INITIAL_EDGE_LOGIT`, its features at their mean text feature;
+        the other nodes keep their features and every other edge starts at 0."""
+        logits = torch.zeros(self.num_unified, self.num_labels)
+        feats = self.unified_features.detach().clone()
+        for r, mapping in enumerate(classes):
+            cols = [int(offsets[d]) + c for d, c in mapping.items() if c is not None]
+            # a mapped edge starts e^5 (~150) times as heavy as any other edge of its dataset,
+            # whatever adjacency_scale (which sets how fast the graph phases move the edges)
+            logits[r, cols] = INITIAL_EDGE_LOGIT / self.adjacency_scale
+            feats[r] = self.label_features[cols].mean(0)
+        self.initialise(edge_logits=logits, unified_features=feats)

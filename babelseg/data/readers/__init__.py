@@ -5,7 +5,8 @@
 
 from __future__ import annotations
 
-from babelseg.data.declaration import DatasetDecl, resolve_label_space
+from babelseg.data.declaration import DatasetDecl
+from babelseg.data.label_source import resolve_label_space
 from babelseg.data.readers.base import DatasetReader
 from babelseg.data.readers.coco_instances import CocoInstancesReader
 from babelseg.data.readers.coco_panoptic import CocoPanopticReader

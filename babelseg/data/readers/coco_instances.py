@@ -20,7 +20,6 @@ boxes from masks).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,23 +30,13 @@ from pycocotools import mask as mask_utils
 
 from babelseg.data.declaration import DatasetDecl
 from babelseg.data.image_io import read_rgb
+from babelseg.data.json_file import load_json
 from babelseg.data.readers.base import DatasetReader
 from babelseg.data.readers.semantic_png import check_options
 from babelseg.data.sample import Annotation, Sample
 from babelseg.labels.space import LabelSpace
 
 OPTION_KEYS = ("image_pattern",)
-
-
-def load_json(path: Path, what: str = "COCO JSON") -> Any:
-    """Parse a JSON file; FileNotFoundError / ValueError name the file and the fix."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} not found: {path}. Fix 'json' in the split's paths.")
-    try:
-        with path.open() as f:
-            return json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is not valid JSON ({e}); re-download or re-export it.") from e
 
 
 def json_records(data: Any, key: str, path: Path) -> list[dict[str, Any]]:

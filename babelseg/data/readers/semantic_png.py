@@ -37,6 +37,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -98,6 +99,53 @@ def _few(items: list[str], n: int = 5) -> str:
     return shown + (f", ... ({len(items)} in all)" if len(items) > n else "")
 
 
+def _image_files(
+    images_dir: Path, image_regex: re.Pattern | None, skip_labels: re.Pattern | None
+) -> dict[str, list[Path]]:
+    """``{id: image files}`` under ``images_dir`` (id = stem, and also ``sub/folder/stem`` for
+    files in sub-folders); ``skip_labels`` matches label files living next to the images."""
+    found: dict[str, list[Path]] = {}
+    for path in sorted(images_dir.rglob("*")):
+        name = path.name
+        if name.startswith(".") or not path.is_file():
+            continue
+        if image_regex is not None:
+            m = image_regex.fullmatch(name)
+            if m is None:
+                continue
+            stem = m.group("stem")
+        else:
+            if path.suffix.lower() not in IMAGE_EXTENSIONS:
+                continue
+            if skip_labels is not None and skip_labels.fullmatch(name):
+                continue  # a label file living next to the images
+            stem = path.stem
+        rel_dir = path.parent.relative_to(images_dir).as_posix()
+        found.setdefault(stem, []).append(path)
+        if rel_dir != ".":
+            found.setdefault(f"{rel_dir}/{stem}", []).append(path)
+    return found
+
+
+def _wanted_ids(
+    spec: Mapping[str, Any], found: Mapping[str, list[Path]], where: str, root: Path
+) -> list[str]:
+    """The ids of a split: its ``split_file`` lines, or every top-level id found."""
+    if "split_file" not in spec:
+        return sorted({k for k in found if "/" not in k}, key=lambda k: str(found[k][0]))
+    split_file = Path(spec["split_file"])
+    if not split_file.is_file():
+        raise FileNotFoundError(
+            f"{where}: split_file {split_file} does not exist. Fix 'split_file' (relative to "
+            f"the dataset root {root}) or remove it to use every image."
+        )
+    return [
+        line.strip()
+        for line in split_file.read_text().splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
+
+
 def index_split(decl: DatasetDecl, split: str) -> SemanticPngIndex:
     """List the images of one split and find their labels (no pixel decoding).
 
@@ -121,41 +169,10 @@ def index_split(decl: DatasetDecl, split: str) -> SemanticPngIndex:
         image_regex = _pattern_regex(str(spec["image_pattern"]), "image_pattern", where)
     same_folder = images_dir.resolve() == labels_dir.resolve()
 
-    found: dict[str, list[Path]] = {}  # id -> image files (id = stem or sub/folder/stem)
-    for path in sorted(images_dir.rglob("*")):
-        name = path.name
-        if name.startswith(".") or not path.is_file():
-            continue
-        if image_regex is not None:
-            m = image_regex.fullmatch(name)
-            if m is None:
-                continue
-            stem = m.group("stem")
-        else:
-            if path.suffix.lower() not in IMAGE_EXTENSIONS:
-                continue
-            if same_folder and "label_pattern" in spec and label_regex.fullmatch(name):
-                continue  # a label file living next to the images
-            stem = path.stem
-        rel_dir = path.parent.relative_to(images_dir).as_posix()
-        found.setdefault(stem, []).append(path)
-        if rel_dir != ".":
-            found.setdefault(f"{rel_dir}/{stem}", []).append(path)
+    skip_labels = label_regex if same_folder and "label_pattern" in spec else None
+    found = _image_files(images_dir, image_regex, skip_labels)
 
-    if "split_file" in spec:
-        split_file = Path(spec["split_file"])
-        if not split_file.is_file():
-            raise FileNotFoundError(
-                f"{where}: split_file {split_file} does not exist. Fix 'split_file' (relative to "
-                f"the dataset root {decl.root}) or remove it to use every image."
-            )
-        wanted = [
-            line.strip()
-            for line in split_file.read_text().splitlines()
-            if line.strip() and not line.strip().startswith("#")
-        ]
-    else:
-        wanted = sorted({k for k in found if "/" not in k}, key=lambda k: str(found[k][0]))
+    wanted = _wanted_ids(spec, found, where, decl.root)
 
     index = SemanticPngIndex()
     seen: dict[str, Path] = {}

@@ -171,6 +171,66 @@ def _resolve_labels(
     return labels, world_to_label
 
 
+def _parse_scene_mix(mix: Any, where: Where, scenes: list[str]) -> dict[str, float]:
+    """``{scene: weight}`` (known scenes, weights >= 0, not all zero)."""
+    if not isinstance(mix, Mapping) or not mix:
+        raise where.error("expected {scene: weight}.")
+    get_names({"s": list(mix)}, "s", where, scenes)
+    mix = {str(k): get_number(mix, k, where, lo=0.0) for k in mix}
+    if sum(mix.values()) <= 0:
+        raise where.error("scene weights must not all be zero.")
+    return mix
+
+
+def _parse_taxonomy(taxonomy: Any, where: Where, classes: list[ClassSpec]) -> Mapping:
+    """``{world class: label name | ignore}`` over known world classes."""
+    if not isinstance(taxonomy, Mapping) or not taxonomy:
+        raise where.error("expected {world class: label name | ignore}.")
+    class_names = [c.name for c in classes]
+    for k, v in taxonomy.items():
+        if k not in class_names:
+            raise (where / str(k)).error(f"not a world class{suggest(k, class_names)}.")
+        if not isinstance(v, str) or not v.strip():
+            raise (where / str(k)).error(f"expected a label name or 'ignore', got {v!r}.")
+    return taxonomy
+
+
+def _parse_splits(data: Any, where: Where, scales: list[str]) -> dict[str, dict[str, int]]:
+    """``{scale: {split: number of images}}`` for every scale."""
+    splits = {}
+    for scale, counts in check_keys(data, scales, where, required=scales).items():
+        sw = where / scale
+        if not isinstance(counts, Mapping) or not counts:
+            raise sw.error("expected {split: number of images}.")
+        splits[scale] = {str(s): int(get_number(counts, s, sw, lo=0)) for s in counts}
+    return splits
+
+
+def _parse_noise(data: Any, where: Where) -> NoiseSpec:
+    """The annotation noise of a ``noisy`` dataset (defaults of :class:`NoiseSpec`)."""
+    nd = check_keys(data, NoiseSpec.__dataclass_fields__, where)
+    base = NoiseSpec()
+    return NoiseSpec(
+        tolerance=get_number(nd, "tolerance", where, default=base.tolerance, lo=0.0),
+        jitter=get_number(nd, "jitter", where, default=base.jitter, lo=0.0),
+        morph_prob=get_number(nd, "morph_prob", where, default=base.morph_prob, lo=0.0, hi=1.0),
+        morph_radius=get_range(
+            nd, "morph_radius", where, default=base.morph_radius, lo=1, integer=True
+        ),
+        swap_prob=get_number(nd, "swap_prob", where, default=base.swap_prob, lo=0.0, hi=1.0),
+        splits=tuple(str(s) for s in nd.get("splits", base.splits)),
+    )
+
+
+def _parse_crowd(data: Any, where: Where) -> CrowdSpec:
+    """Crowd regions of an instance dataset."""
+    cd = check_keys(data, ("prob", "min_members"), where)
+    return CrowdSpec(
+        prob=get_number(cd, "prob", where, default=0.5, lo=0.0, hi=1.0),
+        min_members=int(get_number(cd, "min_members", where, default=3, lo=2)),
+    )
+
+
 def parse_view(
     data: Any, where: Where, *, classes: list[ClassSpec], scenes: list[str], scales: list[str]
 ) -> DatasetView:
@@ -193,66 +253,25 @@ def parse_view(
     annotation = get_choice(d, "annotation", ANNOTATIONS, where, default="clean")
     if annotation == "boxes" and fmt != "coco-instances":
         raise (where / "annotation").error("boxes-only annotation needs format coco-instances.")
-    mix = d["scenes"]
-    if not isinstance(mix, Mapping) or not mix:
-        raise (where / "scenes").error("expected {scene: weight}.")
-    get_names({"s": list(mix)}, "s", where / "scenes", scenes)
-    mix = {str(k): get_number(mix, k, where / "scenes", lo=0.0) for k in mix}
-    if sum(mix.values()) <= 0:
-        raise (where / "scenes").error("scene weights must not all be zero.")
+    mix = _parse_scene_mix(d["scenes"], where / "scenes", scenes)
     size = get_vector(d, "image_size", where, 2, lo=16)
-    taxonomy = d["taxonomy"]
-    if not isinstance(taxonomy, Mapping) or not taxonomy:
-        raise (where / "taxonomy").error("expected {world class: label name | ignore}.")
-    class_names = [c.name for c in classes]
-    for k, v in taxonomy.items():
-        if k not in class_names:
-            raise (where / "taxonomy" / str(k)).error(
-                f"not a world class{suggest(k, class_names)}."
-            )
-        if not isinstance(v, str) or not v.strip():
-            raise (where / "taxonomy" / str(k)).error(
-                f"expected a label name or 'ignore', got {v!r}."
-            )
+    taxonomy = _parse_taxonomy(d["taxonomy"], where / "taxonomy", classes)
     unlisted = get_str(d, "unlisted", where, default=IGNORE)
     descriptions = d.get("descriptions", {}) or {}
     if not isinstance(descriptions, Mapping) or not all(
         isinstance(v, str) for v in descriptions.values()
     ):
         raise (where / "descriptions").error("expected {label: description sentence}.")
-    splits_raw = check_keys(d["splits"], scales, where / "splits", required=scales)
-    splits = {}
-    for scale, counts in splits_raw.items():
-        sw = where / "splits" / scale
-        if not isinstance(counts, Mapping) or not counts:
-            raise sw.error("expected {split: number of images}.")
-        splits[scale] = {str(s): int(get_number(counts, s, sw, lo=0)) for s in counts}
+    splits = _parse_splits(d["splits"], where / "splits", scales)
     augmentation = check_keys(
         d.get("augmentation", {}) or {}, AUGMENTATION_KEYS, where / "augmentation"
     )
     noise = None
     if annotation == "noisy":
-        nd = check_keys(d.get("noise", {}) or {}, NoiseSpec.__dataclass_fields__, where / "noise")
-        nw, base = where / "noise", NoiseSpec()
-        noise = NoiseSpec(
-            tolerance=get_number(nd, "tolerance", nw, default=base.tolerance, lo=0.0),
-            jitter=get_number(nd, "jitter", nw, default=base.jitter, lo=0.0),
-            morph_prob=get_number(nd, "morph_prob", nw, default=base.morph_prob, lo=0.0, hi=1.0),
-            morph_radius=get_range(
-                nd, "morph_radius", nw, default=base.morph_radius, lo=1, integer=True
-            ),
-            swap_prob=get_number(nd, "swap_prob", nw, default=base.swap_prob, lo=0.0, hi=1.0),
-            splits=tuple(str(s) for s in nd.get("splits", base.splits)),
-        )
+        noise = _parse_noise(d.get("noise", {}) or {}, where / "noise")
     elif "noise" in d:
         raise (where / "noise").error("noise settings need annotation: noisy.")
-    crowd = None
-    if "crowd" in d:
-        cd = check_keys(d["crowd"], ("prob", "min_members"), where / "crowd")
-        crowd = CrowdSpec(
-            prob=get_number(cd, "prob", where / "crowd", default=0.5, lo=0.0, hi=1.0),
-            min_members=int(get_number(cd, "min_members", where / "crowd", default=3, lo=2)),
-        )
+    crowd = _parse_crowd(d["crowd"], where / "crowd") if "crowd" in d else None
     view = {
         "format": fmt,
         "encoding": _parse_encoding(d.get("encoding", {}) or {}, where / "encoding", fmt),

@@ -58,6 +58,34 @@ def _parse_color(data: Any, where: Where) -> tuple[float, float, float]:
     return hsv
 
 
+def _parse_texture(data: Any, where: Where) -> TextureSpec:
+    tex = check_keys(data, ("family", "frequency", "strength", "angle", "accent"), where)
+    return TextureSpec(
+        family=get_choice(tex, "family", TEXTURES, where, default="flat"),
+        frequency=get_number(tex, "frequency", where, default=4.0, lo=0.0),
+        strength=get_number(tex, "strength", where, default=0.1, lo=0.0, hi=2.0),
+        angle=get_number(tex, "angle", where, default=0.0),
+        accent=_parse_color(tex["accent"], where / "accent") if "accent" in tex else None,
+    )
+
+
+def _parse_group(data: Any, where: Where) -> GroupSpec:
+    g = check_keys(data, ("prob", "size"), where, required=("prob", "size"))
+    return GroupSpec(
+        prob=get_number(g, "prob", where, lo=0.0, hi=1.0),
+        size=get_range(g, "size", where, lo=2, integer=True),
+    )
+
+
+def _parse_support(data: Any, where: Where) -> SupportSpec:
+    s = check_keys(data, ("class", "elevation", "size"), where, required=("class", "elevation"))
+    return SupportSpec(
+        cls=get_str(s, "class", where),
+        elevation=get_range(s, "elevation", where, lo=0.0),
+        size=get_number(s, "size", where, default=None, lo=0.0),
+    )
+
+
 def _parse_class(data: Any, where: Where, scene_names: list[str], all_classes: list) -> ClassSpec:
     if isinstance(data, Mapping) and isinstance(data.get("name"), str):
         where = Where(where.source, f"{where.path}({data['name']})")
@@ -70,19 +98,7 @@ def _parse_class(data: Any, where: Where, scene_names: list[str], all_classes: l
         hsv=_parse_color(color["hsv"], where / "color" / "hsv"),
         spread=get_vector(color, "spread", where / "color", 3, default=(0.0, 0.0, 0.0), lo=0.0),
     )
-    tex = check_keys(
-        d.get("texture", {}),
-        ("family", "frequency", "strength", "angle", "accent"),
-        where / "texture",
-    )
-    tw = where / "texture"
-    texture = TextureSpec(
-        family=get_choice(tex, "family", TEXTURES, tw, default="flat"),
-        frequency=get_number(tex, "frequency", tw, default=4.0, lo=0.0),
-        strength=get_number(tex, "strength", tw, default=0.1, lo=0.0, hi=2.0),
-        angle=get_number(tex, "angle", tw, default=0.0),
-        accent=_parse_color(tex["accent"], tw / "accent") if "accent" in tex else None,
-    )
+    texture = _parse_texture(d.get("texture", {}), where / "texture")
     kind = get_choice(d, "kind", ("stuff", "thing"), where)
     region = get_choice(d, "region", REGIONS, where, default=None)
     shape = get_choice(d, "shape", tuple(SHAPES) + tuple(OVERLAY_SHAPES), where, default=None)
@@ -93,26 +109,8 @@ def _parse_class(data: Any, where: Where, scene_names: list[str], all_classes: l
     params = d.get("shape_params", {})
     if not isinstance(params, Mapping):
         raise (where / "shape_params").error(f"expected a mapping, got {params!r}.")
-    group = None
-    if "group" in d:
-        g = check_keys(d["group"], ("prob", "size"), where / "group", required=("prob", "size"))
-        group = GroupSpec(
-            prob=get_number(g, "prob", where / "group", lo=0.0, hi=1.0),
-            size=get_range(g, "size", where / "group", lo=2, integer=True),
-        )
-    support = None
-    if "support" in d:
-        s = check_keys(
-            d["support"],
-            ("class", "elevation", "size"),
-            where / "support",
-            required=("class", "elevation"),
-        )
-        support = SupportSpec(
-            cls=get_str(s, "class", where / "support"),
-            elevation=get_range(s, "elevation", where / "support", lo=0.0),
-            size=get_number(s, "size", where / "support", default=None, lo=0.0),
-        )
+    group = _parse_group(d["group"], where / "group") if "group" in d else None
+    support = _parse_support(d["support"], where / "support") if "support" in d else None
     spec = ClassSpec(
         name=name,
         description=get_str(d, "description", where),

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from babelseg.inference.segments import InstancePrediction, PanopticPrediction, SegmentInfo
+from babelseg.models.segments import InstancePrediction, PanopticPrediction, SegmentInfo
 
 
 def upsample_logits(mask_logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

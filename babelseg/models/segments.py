@@ -2,7 +2,7 @@
 
 The evaluator scores these against the ground truth and the predictor writes them as COCO
 panoptic PNG + JSON or COCO instance results; the recipes' post-processing
-(``babelseg.inference.postprocess``) produces them.
+(``babelseg.models.postprocess``) produces them.
 """
 
 from __future__ import annotations

@@ -131,7 +131,7 @@ class SegmentationModel:
 
     def _forward(self, x: torch.Tensor, text: torch.Tensor):
         recipe = self.predictor.recipe
-        if getattr(recipe, "forward_takes_texts", False):
+        if recipe.forward_takes_texts:
             return recipe(x, texts=[text] * x.shape[0])
         return recipe(x)
 

@@ -13,10 +13,10 @@ from PIL import Image
 
 from babelseg.inference.full_resolution import probabilities
 from babelseg.inference.label_png import indices_to_values, write_label_png
-from babelseg.inference.segments import InstancePrediction, PanopticPrediction
 from babelseg.inference.visualize import overlay
 from babelseg.inference.windows import STRIDE
 from babelseg.labels.space import LabelSpace
+from babelseg.models.segments import InstancePrediction, PanopticPrediction
 
 
 @dataclass

@@ -110,6 +110,7 @@ class AutoUnifyRecipe(Recipe):
     name = "autounify"
     supported_annotations = frozenset({Annotation.CLEAN, Annotation.NOISY})
     find_unused_parameters = True  # the graph is idle in the warm-up and segmentation phases
+    has_unified_space = True
 
     def __init__(
         self,

@@ -113,6 +113,7 @@ class Recipe(nn.Module, ABC):
             and predictor pass each image's label-space embeddings.
         find_unused_parameters: Under torchrun some parameters get no gradient in some steps
             (phases that freeze part of the model): DistributedDataParallel must look for them.
+        has_unified_space: True when :meth:`unified_space` answers (a learned label space).
     """
 
     renamed_weights: ClassVar[dict[str, str]] = {}
@@ -124,6 +125,7 @@ class Recipe(nn.Module, ABC):
     predicts_segments: ClassVar[bool] = False
     forward_takes_texts: ClassVar[bool] = False
     find_unused_parameters: ClassVar[bool] = False
+    has_unified_space: ClassVar[bool] = False
 
     def __init__(self) -> None:
         super().__init__()

@@ -100,7 +100,7 @@ class ServedModel:
             "recipe": self.model.recipe_name,
             "text_encoder": p.cfg.labels.encoder,
             "datasets": datasets,
-            "unified": hasattr(p.recipe, "unified_space"),
+            "unified": p.recipe.has_unified_space,
         }
 
     def vocabulary(

@@ -155,3 +155,23 @@ def test_vocabulary_must_be_exactly_one(model, street):
     with pytest.raises(TypeError, match="labels must be"):
         model.predict(street[0], labels=[1, 2])
     assert "metro_drive" in model.datasets and model.recipe_name == "sentence"
+
+
+def test_mask_recipes_add_panoptic_and_instance_segments(tiny_synthworld, tmp_path, street):
+    run = train_tiny_run(tmp_path, tiny_synthworld, recipe="lmseg", steps=2)
+    lmseg = babelseg.load(run)
+    assert lmseg.predicts_segments
+    result = lmseg.predict(street[0], labels=VOCAB, things=["car", "person"])
+    assert result.normalisation == "sum" and result.panoptic is not None
+    ids = result.panoptic.segment_ids
+    for seg in result.panoptic_segments:
+        np.testing.assert_array_equal(seg.mask, ids == seg.id)
+        assert seg.label in VOCAB and 0.0 <= seg.score <= 1.0
+    instances = result.instance_segments
+    assert instances is not None
+    assert [s.score for s in instances] == sorted((s.score for s in instances), reverse=True)
+    assert all(s.mask.shape == ids.shape for s in instances)
+    slid = lmseg.predict(street[0], labels=VOCAB, mode="slide", window=32, stride=16)
+    assert slid.panoptic_segments is None and slid.segments  # semantic only off the one pass
+    with pytest.raises(ValueError, match="not labels"):
+        lmseg.predict(street[0], labels=VOCAB, things=["lorry"])

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from babelseg.cli.inference_args import MODE_EPILOG, add_inference_arguments, inference_options
+
+if TYPE_CHECKING:
+    from babelseg.inference.windows import InferenceOptions
 
 HELP = "Evaluate a trained model on every declared dataset (held-out ones zero-shot)."
-EPILOG = """examples:
+EPILOG = (
+    """examples:
   babelseg eval --run runs/default
   babelseg eval --checkpoint runs/default/ckpt_0002000 --datasets citylane,nightdrive
   babelseg eval --run runs/default --data other/datasets.yaml --out other_metrics.json
+  babelseg eval --run runs/default --mode slide --window 256 --stride 192 --flip
+
 """
+    + MODE_EPILOG
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,6 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-images", type=int, default=None, help="score at most N images each")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--debug", action="store_true", help="show full tracebacks")
+    add_inference_arguments(p)
 
 
 def evaluate_and_report(
@@ -35,8 +47,12 @@ def evaluate_and_report(
     split: str | None = None,
     max_images: int | None = None,
     device: str = "cpu",
+    options: InferenceOptions | None = None,
 ) -> dict:
-    """Evaluate, print the table, write ``out``; returns the metrics mapping."""
+    """Evaluate, print the table, write ``out``; returns the metrics mapping.
+
+    ``options`` selects the inference mode (slide, resize, flip, scales); None = whole image.
+    """
     from babelseg.data.declaration import load_declarations
     from babelseg.evaluation.report import format_table, write_metrics_json
     from babelseg.evaluation.runner import evaluate_datasets
@@ -51,6 +67,7 @@ def evaluate_and_report(
         names,
         split=split or predictor.cfg.data.eval_split,
         max_images=max_images,
+        options=options,
     )
     print(format_table(metrics))
     if out is not None:
@@ -73,5 +90,6 @@ def run(args: argparse.Namespace) -> int:
         split=args.split,
         max_images=args.max_images,
         device=args.device,
+        options=inference_options(args),
     )
     return 0

@@ -6,8 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from babelseg.cli.inference_args import MODE_EPILOG, add_inference_arguments, inference_options
+
 HELP = "Predict images or folders in any vocabulary (names or 'name: description')."
-EPILOG = """examples:
+EPILOG = (
+    """examples:
   babelseg predict --run runs/default --labels "road, car, person, sky" photo.jpg --out preds/
   babelseg predict --checkpoint runs/default/ckpt_0002400 --dataset metro_drive \\
       sw/metro_drive/images/val --out preds/
@@ -24,7 +27,10 @@ with category ids = the label space's on-disk values, ready for `babelseg score 
 panoptic|instance`. Image ids are file stems, or the ids of a COCO JSON given with --image-ids
 (e.g. the ground truth's). Which classes are things comes from the dataset's label space or a
 label-space YAML (is_thing); with --labels, name them with --things.
+
 """
+    + MODE_EPILOG
+)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -57,6 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--debug", action="store_true", help="show full tracebacks")
+    add_inference_arguments(p)
 
 
 def collect_images(inputs: list[str]) -> list[Path]:
@@ -172,11 +179,13 @@ def run(args: argparse.Namespace) -> int:
     import yaml
 
     from babelseg.data.image_io import read_rgb
+    from babelseg.inference.api import predict_tasks
     from babelseg.inference.label_png import indices_to_values, write_label_png
     from babelseg.inference.predictor import Predictor
     from babelseg.inference.visualize import save_overlay
     from babelseg.labels.space import IGNORE_INDEX, LabelSpace
 
+    options = inference_options(args)
     images = collect_images(args.inputs)
     predictor = Predictor.from_checkpoint(args.run or args.checkpoint, device=args.device)
     dataset = None
@@ -202,7 +211,12 @@ def run(args: argparse.Namespace) -> int:
     (out / "labels.yaml").write_text(yaml.safe_dump(space.to_dict(), sort_keys=False))
     coco = None
     tasks: tuple[str, ...] = ("semantic",)
-    if predictor.predicts_segments:
+    if predictor.predicts_segments and not options.single_pass:
+        print(
+            f"--mode {options.mode} / --flip / --scales: semantic labels only (no COCO files)",
+            file=sys.stderr,
+        )
+    elif predictor.predicts_segments:
         ids = read_image_ids(Path(args.image_ids)) if args.image_ids else {}
         coco = CocoOutputs(out, space, ids)
         tasks = ("semantic", "panoptic", "instances")
@@ -214,8 +228,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"skipping {path}: {e}", file=sys.stderr)
             failures += 1
             continue
-        got = predictor.predict_tasks(
-            image, text, tasks=tasks, is_thing=space.thing_mask, dataset=dataset
+        got = predict_tasks(
+            predictor,
+            image,
+            text,
+            tasks=tasks,
+            is_thing=space.thing_mask,
+            dataset=dataset,
+            options=options,
         )
         pred = got.semantic
         write_label_png(out / f"{path.stem}.png", indices_to_values(pred, space))

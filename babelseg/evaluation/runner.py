@@ -35,7 +35,9 @@ from babelseg.evaluation.instance import instance_ap, instance_entry, masks_to_c
 from babelseg.evaluation.panoptic import PanopticQuality, panoptic_entry
 from babelseg.evaluation.report import semantic_entry, summarize
 from babelseg.evaluation.semantic import SemanticConfusion
+from babelseg.inference.api import predict_tasks
 from babelseg.inference.predictor import Predictor
+from babelseg.inference.windows import InferenceOptions
 from babelseg.labels.space import LabelSpace
 from babelseg.models.segments import PanopticPrediction
 
@@ -140,6 +142,7 @@ def _semantic_entry(
     name: str,
     panoptic: bool,
     heldout: bool,
+    options: InferenceOptions,
 ) -> dict[str, Any]:
     """mIoU of a semantic dataset; PQ (and mIoU) of a panoptic one."""
     dataset = predictor.known_dataset(name)
@@ -167,7 +170,9 @@ def _semantic_entry(
             )
             semantic = got.semantic
         else:
-            semantic = predictor.predict(sample.image, text, dataset=dataset)
+            semantic = predict_tasks(
+                predictor, sample.image, text, dataset=dataset, options=options
+            ).semantic
         confusion.update(semantic, sample.semantic)
     sem = semantic_entry(confusion.compute(), heldout=heldout)
     if not panoptic:
@@ -185,8 +190,12 @@ def evaluate_datasets(
     split: str = "val",
     max_images: int | None = None,
     show_progress: bool | None = None,
+    options: InferenceOptions | None = None,
 ) -> dict[str, Any]:
     """Score every named dataset, held-out ones zero-shot (see the module docstring).
+
+    ``options`` other than one pass of the whole image (slide, resize, flip, scales) score mIoU
+    only: PQ and mask AP need the one-pass segments, so those datasets report mIoU or are skipped.
 
     Each dataset is predicted against the text embeddings of its own label space (stored in the
     checkpoint when the dataset was declared at training time, encoded otherwise).
@@ -199,7 +208,8 @@ def evaluate_datasets(
     """
     if show_progress is None:
         show_progress = sys.stderr.isatty()
-    segments = predictor.predicts_segments
+    options = options or InferenceOptions()
+    segments = predictor.predicts_segments and options.single_pass
     results: dict[str, dict[str, Any]] = {}
     for name in names:
         if name not in decls:
@@ -215,7 +225,8 @@ def evaluate_datasets(
                 "task": decl.task.value,
                 "heldout": decl.heldout,
                 "skipped": "no semantic ground truth (boxes/instances are scored by mask AP, "
-                "which needs a mask-classification recipe: lmseg, dataseg)",
+                "which needs a mask-classification recipe: lmseg, dataseg, and --mode whole "
+                "without --flip / --scales)",
             }
             continue
         space = resolve_label_space(decl)
@@ -231,6 +242,13 @@ def evaluate_datasets(
         else:
             panoptic = decl.task == Task.PANOPTIC and segments
             results[name] = _semantic_entry(
-                predictor, reader, indices, space, text, panoptic=panoptic, **common
+                predictor,
+                reader,
+                indices,
+                space,
+                text,
+                panoptic=panoptic,
+                options=options,
+                **common,
             )
     return summarize(results)

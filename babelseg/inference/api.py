@@ -28,7 +28,7 @@ import torch
 
 from babelseg.inference.full_resolution import full_resolution
 from babelseg.inference.images import InputImage, as_images
-from babelseg.inference.predictor import Predictor
+from babelseg.inference.predictor import Predictor, TaskPredictions
 from babelseg.inference.result import SegmentationResult
 from babelseg.inference.windows import InferenceOptions, LogitsFn, batch_scores, network_input
 from babelseg.labels.space import LabelSpace
@@ -304,3 +304,33 @@ def semantic_labels(
     scores = batch_scores([image], fn, options=options, device=predictor.device)
     normalisation = "sum" if predictor.predicts_segments else "softmax"
     return full_resolution(scores[0], image.shape[:2], normalisation=normalisation).labels
+
+
+def predict_tasks(
+    predictor: Predictor,
+    image: np.ndarray,
+    text: torch.Tensor,
+    *,
+    tasks: Sequence[str] = ("semantic",),
+    is_thing: np.ndarray | Sequence[bool] | None = None,
+    dataset: str | None = None,
+    options: InferenceOptions,
+) -> TaskPredictions:
+    """:meth:`Predictor.predict_tasks` in any inference mode (``babelseg predict`` / ``eval``).
+
+    One-pass options use the predictor as it is; the others (slide, resize, flip, scales) give
+    the semantic labels only.
+
+    Raises:
+        ValueError: panoptic or instances asked with options that are not one pass.
+    """
+    if options.single_pass:
+        return predictor.predict_tasks(image, text, tasks=tasks, is_thing=is_thing, dataset=dataset)
+    if set(tasks) - {"semantic"}:
+        raise ValueError(
+            f"Panoptic and instance predictions come from one pass of the whole image; mode "
+            f"'{options.mode}' (or flip / scales) gives semantic labels only."
+        )
+    return TaskPredictions(
+        semantic=semantic_labels(predictor, image, text, dataset=dataset, options=options)
+    )

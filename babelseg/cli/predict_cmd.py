@@ -179,6 +179,7 @@ def run(args: argparse.Namespace) -> int:
     import yaml
 
     from babelseg.data.image_io import read_rgb
+    from babelseg.engine.progress import Progress, progress_style
     from babelseg.inference.api import predict_tasks
     from babelseg.inference.label_png import indices_to_values, write_label_png
     from babelseg.inference.predictor import Predictor
@@ -221,7 +222,10 @@ def run(args: argparse.Namespace) -> int:
         coco = CocoOutputs(out, space, ids)
         tasks = ("semantic", "panoptic", "instances")
     failures = 0
-    for path in images:
+    # a terminal sees each image's line below; a batch job also gets a line every 25 images
+    style = "off" if progress_style(None) == "bar" else "lines"
+    progress = Progress(total=len(images), desc="predict", every=25, unit="image", style=style)
+    for path in progress.track(images):
         try:
             image = read_rgb(path)
         except (OSError, ValueError) as e:

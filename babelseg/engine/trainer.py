@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from babelseg.data.collate import Batch
 from babelseg.data.declaration import load_declarations
@@ -38,6 +37,7 @@ from babelseg.engine.distributed import (
 )
 from babelseg.engine.init_from import load_network_weights
 from babelseg.engine.portable_backbone import STATE_KEY, portable_model_config
+from babelseg.engine.progress import Progress, progress_style
 from babelseg.engine.run_log import RunLogger, save_resolved_config
 from babelseg.engine.schedule import build_poly_scheduler
 
@@ -128,7 +128,9 @@ class Trainer:
     Args:
         cfg: The resolved run config.
         resume: Continue from the latest checkpoint in ``cfg.run_dir``.
-        show_progress: Show a progress bar (rank 0, on a terminal, by default).
+        show_progress: Rank 0 shows a progress bar (True), nothing (False), or by default a bar
+            on a terminal and a plain line every ``train.log_every`` steps and at each
+            checkpoint when stderr is a file or pipe (batch jobs).
     """
 
     def __init__(self, cfg: Config, *, resume: bool = False, show_progress: bool | None = None):
@@ -136,9 +138,7 @@ class Trainer:
         self.resume = resume
         self.ctx: DistributedContext = init_distributed(cfg.train.device)
         self.run_dir = Path(cfg.run_dir)
-        if show_progress is None:
-            show_progress = sys.stderr.isatty()
-        self.show_progress = show_progress and self.ctx.is_main
+        self.progress_style = progress_style(show_progress) if self.ctx.is_main else "off"
 
     # ------------------------------------------------------------------ set-up
     def _setup(self) -> None:
@@ -296,8 +296,12 @@ class Trainer:
         cfg, ctx = self.cfg, self.ctx
         total = cfg.train.steps
         last_ckpt: Path | None = ckpt.latest_checkpoint(self.run_dir) if self.resume else None
-        bar = tqdm(
-            total=total, initial=self.start_step, disable=not self.show_progress, dynamic_ncols=True
+        bar = Progress(
+            total=total,
+            initial=self.start_step,
+            desc="train",
+            every=cfg.train.log_every,
+            style=self.progress_style,
         )
         loss_value = float("nan")
         t_last, images_since = time.perf_counter(), 0
@@ -350,11 +354,13 @@ class Trainer:
                         **result.logs,
                     }
                     self.logger.log(done, **scalars)
-                    bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}", img_s=f"{ips:.1f}")
+                    bar.set_values(loss=loss_value, lr=lr, images_per_s=ips)
                 bar.update(1)
                 if done % cfg.train.checkpoint_every == 0 or done == total:
                     saved = self._save(done)
                     last_ckpt = saved or last_ckpt
+                    if saved is not None:
+                        bar.note(f"checkpoint at step {done}: {saved}")
         finally:
             bar.close()
             self.logger.close()

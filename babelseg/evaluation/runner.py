@@ -16,14 +16,12 @@ per-dataset classifiers use it); held-out ones with ``dataset=None``.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from pycocotools import mask as mask_utils
-from tqdm import tqdm
 
 from babelseg.data.declaration import DatasetDecl
 from babelseg.data.label_source import resolve_label_space
@@ -31,6 +29,7 @@ from babelseg.data.readers import make_reader
 from babelseg.data.readers.base import DatasetReader
 from babelseg.data.readers.coco_instances import CocoInstancesReader
 from babelseg.data.sample import Annotation, Sample, Task
+from babelseg.engine.progress import Progress, progress_style
 from babelseg.evaluation.instance import instance_ap, instance_entry, masks_to_coco_results
 from babelseg.evaluation.panoptic import PanopticQuality, panoptic_entry
 from babelseg.evaluation.report import semantic_entry, summarize
@@ -191,11 +190,14 @@ def evaluate_datasets(
     max_images: int | None = None,
     show_progress: bool | None = None,
     options: InferenceOptions | None = None,
+    log_every: int = 25,
 ) -> dict[str, Any]:
     """Score every named dataset, held-out ones zero-shot (see the module docstring).
 
-    ``options`` other than one pass of the whole image (slide, resize, flip, scales) score mIoU
-    only: PQ and mask AP need the one-pass segments, so those datasets report mIoU or are skipped.
+    Progress: a bar on a terminal, else a line every ``log_every`` images (``show_progress``:
+    True = bar, False = nothing). ``options`` other than one pass of the whole image (slide,
+    resize, flip, scales) score mIoU only: PQ and mask AP need the one-pass segments, so those
+    datasets report mIoU or are skipped.
 
     Each dataset is predicted against the text embeddings of its own label space (stored in the
     checkpoint when the dataset was declared at training time, encoded otherwise).
@@ -206,8 +208,7 @@ def evaluate_datasets(
         dataset reports them. Datasets that cannot be scored are listed with ``"skipped"`` and
         the reason.
     """
-    if show_progress is None:
-        show_progress = sys.stderr.isatty()
+    style = progress_style(show_progress)
     options = options or InferenceOptions()
     segments = predictor.predicts_segments and options.single_pass
     results: dict[str, dict[str, Any]] = {}
@@ -233,7 +234,10 @@ def evaluate_datasets(
         text = _dataset_texts(predictor, name, space)
         reader = make_reader(decl, split, space, with_hidden_masks=instance_like)
         n = len(reader) if max_images is None else min(len(reader), max_images)
-        indices = tqdm(range(n), desc=f"eval {name}", disable=not show_progress, leave=False)
+        progress = Progress(
+            total=n, desc=f"eval {name}", every=log_every, unit="image", style=style, leave=False
+        )
+        indices = progress.track(range(n))
         common = dict(name=name, heldout=decl.heldout)
         if instance_like:
             results[name] = _instance_entry(
@@ -251,4 +255,5 @@ def evaluate_datasets(
                 options=options,
                 **common,
             )
+        progress.close()  # also when a dataset was skipped before its loop
     return summarize(results)

@@ -87,7 +87,6 @@ def full_resolution(
             f"(expected {-(-height // STRIDE)}x{-(-width // STRIDE)})."
         )
     pixel_major = scores.float().permute(1, 2, 0)  # [h, w, K] view
-    probs = probabilities(scores, normalisation)
     per_cell_row = STRIDE * STRIDE * grid_w * 4 * max(min(k, 64), 40)
     band = max(1, band_bytes // per_cell_row)
     labels = np.empty((height, width), dtype=np.int64)
@@ -101,7 +100,8 @@ def full_resolution(
         first, last = STRIDE * top, min(STRIDE * bottom, height)
         offset = STRIDE * (top - lo)
         band_labels = up[offset : offset + last - first, :width]
-        rows = torch.arange(first, last, device=scores.device) // STRIDE
+        rows = torch.arange(first, last, device=scores.device) // STRIDE - top
+        probs = probabilities(scores[:, top:bottom], normalisation)  # this band's cells only
         band_probs = probs[band_labels, rows[:, None], cols[None, :]]
         flat = band_labels.reshape(-1).cpu()
         area += torch.bincount(flat, minlength=k).numpy()

@@ -170,7 +170,7 @@ def slide_scores(
             total[(slice(None), *cells)] += scores
             count[cells] += 1
     assert total is not None
-    return total / count
+    return total.div_(count)
 
 
 def resize_rgb(pixels: np.ndarray, factor: float) -> np.ndarray:
@@ -195,6 +195,21 @@ def _to_grid(scores: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     if tuple(scores.shape[-2:]) == tuple(grid):
         return scores
     return F.interpolate(scores, size=grid, mode="bilinear", align_corners=False)
+
+
+def _slide_batch(
+    images: Sequence[np.ndarray], fn: LogitsFn, *, options: InferenceOptions, device: torch.device
+) -> torch.Tensor:
+    """:func:`slide_scores` of each image, stacked without a second copy of one image's."""
+    first = slide_scores(images[0], fn, options=options, device=device)
+    if len(images) == 1:
+        return first[None]
+    out = torch.empty((len(images), *first.shape), dtype=first.dtype)
+    out[0] = first
+    del first
+    for b in range(1, len(images)):
+        out[b] = slide_scores(images[b], fn, options=options, device=device)
+    return out
 
 
 def batch_scores(
@@ -224,12 +239,11 @@ def batch_scores(
     for scale in options.scales:
         scaled = [resize_rgb(im, base * scale) for im in images]
         if options.mode == "slide":
-            parts = [slide_scores(im, fn, options=options, device=device)[None] for im in scaled]
-            scores = torch.cat(parts)
+            scores = _slide_batch(scaled, fn, options=options, device=device)
         else:
             x = torch.stack([network_input(im) for im in scaled]).to(device)
             scores = _forward(fn, x, options.flip)
         scores = _to_grid(scores, grid)
-        total = scores if total is None else total + scores
+        total = scores if total is None else total.add_(scores)
     assert total is not None
-    return total / len(options.scales)
+    return total.div_(len(options.scales)) if len(options.scales) > 1 else total

@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, str] = {
     "predict": "babelseg.cli.predict_cmd",
     "unify": "babelseg.cli.unify_cmd",
     "serve": "babelseg.cli.serve_cmd",
+    "export": "babelseg.cli.export_cmd",
 }
 
 

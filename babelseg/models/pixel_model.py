@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 
 import torch
@@ -99,7 +98,8 @@ class PixelEmbeddingModel(nn.Module):
         features = self.backbone(images)
         decoded = self.decoder(features)
         embeddings = self.head(decoded.mask_features)
-        out_h, out_w = math.ceil(height / OUTPUT_STRIDE), math.ceil(width / OUTPUT_STRIDE)
+        # ceil by integer division: math.ceil on a symbolic size cannot be saved by torch.export
+        out_h, out_w = -(-height // OUTPUT_STRIDE), -(-width // OUTPUT_STRIDE)
         return PixelOutput(embeddings=embeddings[..., :out_h, :out_w])
 
     def backbone_parameters(self) -> Iterator[nn.Parameter]:

@@ -179,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
     import yaml
 
     from babelseg.data.image_io import read_rgb
-    from babelseg.engine.progress import Progress, progress_style
+    from babelseg.engine.progress import per_item_progress
     from babelseg.inference.api import predict_tasks
     from babelseg.inference.label_png import indices_to_values, write_label_png
     from babelseg.inference.predictor import Predictor
@@ -212,20 +212,12 @@ def run(args: argparse.Namespace) -> int:
     (out / "labels.yaml").write_text(yaml.safe_dump(space.to_dict(), sort_keys=False))
     coco = None
     tasks: tuple[str, ...] = ("semantic",)
-    if predictor.predicts_segments and not options.single_pass:
-        print(
-            f"--mode {options.mode} / --flip / --scales: semantic labels only (no COCO files)",
-            file=sys.stderr,
-        )
-    elif predictor.predicts_segments:
+    if predictor.predicts_segments and options.single_pass:
         ids = read_image_ids(Path(args.image_ids)) if args.image_ids else {}
         coco = CocoOutputs(out, space, ids)
         tasks = ("semantic", "panoptic", "instances")
     failures = 0
-    # a terminal sees each image's line below; a batch job also gets a line every 25 images
-    style = "off" if progress_style(None) == "bar" else "lines"
-    progress = Progress(total=len(images), desc="predict", every=25, unit="image", style=style)
-    for path in progress.track(images):
+    for path in per_item_progress(total=len(images), desc="predict").track(images):
         try:
             image = read_rgb(path)
         except (OSError, ValueError) as e:

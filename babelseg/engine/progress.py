@@ -169,3 +169,10 @@ class Progress:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def per_item_progress(*, total: int, desc: str, every: int = 25) -> Progress:
+    """Progress for commands that print one line per item on stdout (``predict``): nothing more
+    on a terminal, a line every ``every`` items when stderr is a file or pipe."""
+    style = "off" if progress_style(None) == "bar" else "lines"
+    return Progress(total=total, desc=desc, every=every, unit="image", style=style)

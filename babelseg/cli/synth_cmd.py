@@ -13,6 +13,7 @@ EPILOG = """examples:
   babelseg synth --out sw_tiny --scale tiny       # a few images per split, for tests
   babelseg synth --out sw2 --seed 1 --workers 4   # another world sample, 4 processes
   babelseg synth --out mine --world my_world.yaml # your own world (start from sw/world.yaml)
+  babelseg synth --out ev --world evidence        # the built-in world of the papers' ablations
 
 Writes OUT/datasets.yaml (declarations for training), OUT/relations.json (world classes covered
 by each dataset label), OUT/world.yaml, OUT/README.md and one folder per dataset.
@@ -22,7 +23,10 @@ by each dataset label), OUT/world.yaml, OUT/README.md and one folder per dataset
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
     parser.add_argument(
-        "--world", metavar="FILE", default=None, help="world YAML (default: the built-in world)"
+        "--world",
+        metavar="FILE",
+        default=None,
+        help="world YAML, or a built-in world: default | evidence (default: default)",
     )
     parser.add_argument(
         "--seed",

@@ -11,10 +11,18 @@ from __future__ import annotations
 from babelseg.data.synth.generate import GenerationSummary, generate, relations
 from babelseg.data.synth.sample import RenderedSample, render_sample, sample_rng
 from babelseg.data.synth.world import World
-from babelseg.data.synth.world_yaml import DEFAULT_WORLD_PATH, load_world, parse_world
+from babelseg.data.synth.world_yaml import (
+    BUILTIN_WORLDS,
+    DEFAULT_WORLD_PATH,
+    EVIDENCE_WORLD_PATH,
+    load_world,
+    parse_world,
+)
 
 __all__ = [
+    "BUILTIN_WORLDS",
     "DEFAULT_WORLD_PATH",
+    "EVIDENCE_WORLD_PATH",
     "GenerationSummary",
     "RenderedSample",
     "World",

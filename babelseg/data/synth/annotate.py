@@ -136,7 +136,8 @@ def add_noise(
     ann: Annotation, noise: NoiseSpec, view: DatasetView, rng: np.random.Generator
 ) -> Annotation:
     """Coarse, imperfect annotation: stuff dilated or eroded, things traced as jittered
-    polygons (pixels they no longer cover become void), some segments given a wrong label."""
+    polygons (pixels they no longer cover become void), parts of things missed (labelled as
+    their surroundings, when ``noise.missing_prob`` > 0), some segments given a wrong label."""
     out = ann.seg_map.copy()
     things = np.isin(ann.seg_map, [s.id for s in ann.segments if s.is_thing])
     for seg in ann.segments:
@@ -160,6 +161,10 @@ def add_noise(
             poly = cv2.approxPolyDP(contour, eps, True).astype(np.float64)
             poly += rng.normal(0.0, noise.jitter, poly.shape)
             cv2.fillPoly(out, [np.round(poly).astype(np.int32)], int(seg.id))
+    if noise.missing_prob > 0:  # no extra random draws for worlds without missed parts
+        for seg in ann.segments:
+            if seg.is_thing and rng.random() < noise.missing_prob:
+                _miss_part(out, seg.id, noise.missing_fraction, rng)
     thing_labels = [i for i, lab in enumerate(view.labels) if lab.is_thing]
     stuff_labels = [i for i, lab in enumerate(view.labels) if not lab.is_thing]
     segments = []
@@ -171,3 +176,36 @@ def add_noise(
                 label = int(rng.choice(pool))
         segments.append(replace(seg, label=label))
     return _renumber(Annotation(out, segments))
+
+
+def _miss_part(
+    seg_map: np.ndarray, seg_id: int, fraction: tuple[float, float], rng: np.random.Generator
+) -> None:
+    """In place: the annotator misses a slab of segment ``seg_id`` (``int32[H, W]`` map).
+
+    A share in ``fraction`` of the segment's bounding box, cut from a random side, is relabelled
+    with the segment that is most common in a 2-pixel ring around the segment (void if none),
+    as when an OpenImages polygon leaves out a leg or a wheel.
+    """
+    mask = seg_map == seg_id
+    ys, xs = np.nonzero(mask)
+    if len(ys) == 0:
+        return
+    share = rng.uniform(fraction[0], fraction[1])
+    side = int(rng.integers(4))
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    part = np.zeros_like(mask)
+    if side == 0:
+        part[y0 : y0 + max(1, round(share * (y1 - y0))), :] = True
+    elif side == 1:
+        part[y1 - max(1, round(share * (y1 - y0))) : y1, :] = True
+    elif side == 2:
+        part[:, x0 : x0 + max(1, round(share * (x1 - x0)))] = True
+    else:
+        part[:, x1 - max(1, round(share * (x1 - x0))) : x1] = True
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (5, 5))
+    ring = (cv2.dilate(mask.astype(np.uint8), kernel) > 0) & ~mask
+    around = seg_map[ring]
+    around = around[around > 0]
+    fill = int(np.bincount(around).argmax()) if len(around) else 0
+    seg_map[mask & part] = fill

@@ -82,6 +82,13 @@ def _notes(view: DatasetView) -> list[str]:
             f"Noisy masks in splits {list(n.splits)}: polygons (tolerance {n.tolerance:g} px, "
             f"jitter {n.jitter:g} px), stuff dilated/eroded (p {n.morph_prob:g}), labels "
             f"swapped (p {n.swap_prob:g})."
+            + (
+                f" Parts of objects missed and labelled as their surroundings (p "
+                f"{n.missing_prob:g}, {n.missing_fraction[0]:g}-{n.missing_fraction[1]:g} of "
+                "the box)."
+                if n.missing_prob > 0
+                else ""
+            )
         )
     if view.annotation == "boxes":
         lines.append("Boxes only in the train JSON; other splits also carry RLE masks for scoring.")

@@ -218,6 +218,12 @@ def _parse_noise(data: Any, where: Where) -> NoiseSpec:
             nd, "morph_radius", where, default=base.morph_radius, lo=1, integer=True
         ),
         swap_prob=get_number(nd, "swap_prob", where, default=base.swap_prob, lo=0.0, hi=1.0),
+        missing_prob=get_number(
+            nd, "missing_prob", where, default=base.missing_prob, lo=0.0, hi=1.0
+        ),
+        missing_fraction=get_range(
+            nd, "missing_fraction", where, default=base.missing_fraction, lo=0.0, hi=0.95
+        ),
         splits=tuple(str(s) for s in nd.get("splits", base.splits)),
     )
 

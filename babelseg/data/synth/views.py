@@ -48,7 +48,8 @@ class StyleSpec:
 
 @dataclass(frozen=True)
 class NoiseSpec:
-    """Annotation noise: coarse jittered polygons, dilation/erosion, blob label swaps.
+    """Annotation noise: coarse jittered polygons, dilation/erosion, blob label swaps, and
+    (OpenImages-like) missing parts of objects that take the label of their surroundings.
 
     Attributes:
         tolerance: Polygon simplification tolerance in pixels (``cv2.approxPolyDP``).
@@ -56,6 +57,10 @@ class NoiseSpec:
         morph_prob: Probability that a stuff segment is dilated or eroded.
         morph_radius: Radius range of that dilation/erosion in pixels.
         swap_prob: Probability per segment that it gets a wrong (random) label.
+        missing_prob: Probability per thing segment that a part of it is missed by the
+            annotator: the part takes the label of the segment around the object (or void).
+        missing_fraction: Range of the share of the object's bounding box (cut from one side)
+            that is missed.
         splits: Splits whose labels are noisy (others are clean, so evaluation is exact).
     """
 
@@ -64,6 +69,8 @@ class NoiseSpec:
     morph_prob: float = 0.5
     morph_radius: tuple[int, int] = (1, 2)
     swap_prob: float = 0.05
+    missing_prob: float = 0.0
+    missing_fraction: tuple[float, float] = (0.2, 0.5)
     splits: tuple[str, ...] = ("train",)
 
 

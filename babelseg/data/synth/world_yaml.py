@@ -44,6 +44,11 @@ from babelseg.data.synth.world import (
 
 DEFAULT_WORLD_PATH = Path(__file__).with_name("default_world.yaml")
 """The built-in world (33 classes, 3 scene types, 7 datasets)."""
+EVIDENCE_WORLD_PATH = Path(__file__).with_name("evidence_world.yaml")
+"""The built-in world for the papers' ablations (the same 33 classes; OpenImages-like noisy
+masks, held-out rare and coarse label names, datasets at different resolutions and crops)."""
+BUILTIN_WORLDS = {"default": DEFAULT_WORLD_PATH, "evidence": EVIDENCE_WORLD_PATH}
+"""Names ``load_world`` (and ``babelseg synth --world``) accept instead of a file."""
 
 _CLASS_KEYS = (
     "name", "description", "kind", "scenes", "color", "texture", "region", "edge", "shape",
@@ -278,16 +283,20 @@ def parse_world(data: Any, source: str = "<dict>") -> World:
 
 
 def load_world(path: str | Path | None = None) -> World:
-    """Load and validate a world YAML; ``None`` loads the built-in default world.
+    """Load and validate a world YAML; ``None`` loads the built-in default world, and a name of
+    ``BUILTIN_WORLDS`` (``default``, ``evidence``) that is not an existing file loads that world.
 
     Raises:
         FileNotFoundError: the file does not exist.
         ValueError: invalid YAML or schema (names the file and the key).
     """
     p = DEFAULT_WORLD_PATH if path is None else Path(path)
+    if not p.is_file() and str(path) in BUILTIN_WORLDS:
+        p = BUILTIN_WORLDS[str(path)]
     if not p.is_file():
         raise FileNotFoundError(
-            f"World file not found: {p}. Pass an existing YAML file (or omit --world)."
+            f"World file not found: {p}. Pass an existing YAML file, a built-in world name "
+            f"({', '.join(BUILTIN_WORLDS)}), or omit --world."
         )
     try:
         data = yaml.safe_load(p.read_text())

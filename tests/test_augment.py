@@ -238,3 +238,25 @@ def test_invalid_specs_name_the_problem(spec, message):
     assert "street" in str(info.value)
     if "rotate" in spec:
         assert all(k in str(info.value) for k in AUGMENT_KEYS)
+
+
+def test_shared_augmentation_union_of_dataset_pipelines():
+    from babelseg.data.augment import shared_augmentation
+
+    declared = {
+        "hi_res": {"crop": [112, 192], "scale": [0.45, 0.75], "flip": True, "color_jitter": 0.2},
+        "low_res": {"crop": [96, 112], "scale": [1.4, 2.2], "color_jitter": 0.3, "blur": 0.1},
+        "plain": None,
+    }
+    union = shared_augmentation("union", declared)
+    assert union["crop"] == [112, 192]
+    assert union["scale"] == [0.45, 2.2]
+    assert union["flip"] is True
+    assert union["color_jitter"] == {"brightness": 0.3, "contrast": 0.3, "saturation": 0.3}
+    assert union["blur"] == 0.1
+    once = {"crop": [64, 64], "flip": True}
+    assert shared_augmentation(once, declared) == once
+    with pytest.raises(ValueError, match="union"):
+        shared_augmentation("intersection", declared)
+    with pytest.raises(ValueError, match="shared"):
+        shared_augmentation({"crops": [64, 64]}, declared)

@@ -144,3 +144,23 @@ def test_dataset_augmentation_switch_gives_every_dataset_the_default_pipeline(ti
             want = build_augmentation(spec, train=True, crop=(48, 48), name=name).spec
             assert part.augmentation.spec == want
     assert decls["metro_drive"].augmentation != decls["home_scenes"].augmentation
+
+
+def test_shared_augmentation_gives_every_dataset_one_pipeline(tiny_run_config):
+    from babelseg.data.declaration import load_declarations, resolve_label_space
+    from babelseg.engine.builders import build_train_dataset
+
+    names = ["metro_drive", "home_scenes"]
+    overrides = ["data.dataset_augmentation=false", "data.shared_augmentation=union"]
+    cfg = load_config(tiny_run_config("shared"), overrides)
+    decls = load_declarations(cfg.data.datasets_yaml)
+    spaces = {n: resolve_label_space(decls[n]) for n in names}
+    parts = build_train_dataset(cfg, decls, spaces, names).datasets
+    first, second = (p.augmentation.spec for p in parts)
+    assert first == second
+    lows = [decls[n].augmentation["scale"][0] for n in names]
+    highs = [decls[n].augmentation["scale"][1] for n in names]
+    assert first.scale == (min(lows), max(highs))
+    cfg = load_config(tiny_run_config("both"), ["data.shared_augmentation=union"])
+    with pytest.raises(ValueError, match="dataset_augmentation=false"):
+        build_train_dataset(cfg, decls, spaces, names)

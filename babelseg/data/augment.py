@@ -307,6 +307,45 @@ class Augmentation:
         return sample.replace(**changes)
 
 
+def shared_augmentation(
+    shared: Mapping[str, Any] | str, declared: Mapping[str, Mapping[str, Any] | None]
+) -> dict[str, Any]:
+    """One pipeline for every dataset: LMSeg's baseline without dataset-aware augmentation.
+
+    Args:
+        shared: An ``augmentation:`` mapping declared once, or ``"union"``: the union of the
+            datasets' own pipelines (the largest crop, the widest scale range, flip if any
+            dataset flips, the strongest colour jitter and blur; no per-dataset
+            ``resize_short``, since a shared pipeline has no per-dataset base size).
+        declared: ``{dataset: its own augmentation mapping or None}``.
+    Returns:
+        The shared ``augmentation:`` mapping (keys ``AUGMENT_KEYS``).
+    Raises:
+        ValueError: ``shared`` is neither a mapping nor ``"union"``, or a spec is invalid.
+    """
+    if isinstance(shared, Mapping):
+        parse_augment_spec(shared, name="shared")
+        return dict(shared)
+    if shared != "union":
+        raise ValueError(
+            f"data.shared_augmentation must be an augmentation mapping or 'union', got {shared!r}."
+        )
+    specs = [parse_augment_spec(s, name=n) for n, s in declared.items()]
+    crops = [s.crop for s in specs if s.crop is not None]
+    scales = [s.scale or (1.0, 1.0) for s in specs]
+    jitter = {k: max(s.color_jitter.get(k, 0.0) for s in specs) for k in JITTER_KEYS}
+    out: dict[str, Any] = {
+        "flip": any(s.flip for s in specs),
+        "color_jitter": {k: v for k, v in jitter.items() if v > 0},
+        "blur": max((s.blur for s in specs), default=0.0),
+    }
+    if crops:
+        out["crop"] = [max(c[0] for c in crops), max(c[1] for c in crops)]
+    if any(s.scale for s in specs):
+        out["scale"] = [min(lo for lo, _ in scales), max(hi for _, hi in scales)]
+    return out
+
+
 def build_augmentation(
     spec: Mapping[str, Any] | None,
     *,

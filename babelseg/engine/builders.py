@@ -11,7 +11,7 @@ from dataclasses import replace
 import torch
 from torch.utils.data import DataLoader
 
-from babelseg.data.augment import build_augmentation
+from babelseg.data.augment import build_augmentation, shared_augmentation
 from babelseg.data.collate import collate_samples
 from babelseg.data.declaration import DatasetDecl
 from babelseg.data.readers import make_reader
@@ -106,6 +106,16 @@ def build_train_dataset(
 ) -> MultiDataset:
     """The augmented training datasets, in ``names`` order."""
     crop = tuple(cfg.data.crop)
+    own = {n: decls[n].augmentation for n in names}
+    specs = {n: own[n] if cfg.data.dataset_augmentation else None for n in names}
+    if cfg.data.shared_augmentation is not None:
+        if cfg.data.dataset_augmentation:
+            raise ValueError(
+                "data.shared_augmentation gives every dataset one pipeline: set "
+                "data.dataset_augmentation=false with it (or remove it)."
+            )
+        shared = shared_augmentation(cfg.data.shared_augmentation, own)
+        specs = {n: shared for n in names}
     parts = []
     for name in names:
         reader = make_reader(decls[name], cfg.data.train_split, spaces[name])
@@ -115,7 +125,7 @@ def build_train_dataset(
                 f"({decls[name].source}); check its paths with `babelseg datasets check`."
             )
         aug = build_augmentation(
-            decls[name].augmentation if cfg.data.dataset_augmentation else None,
+            specs[name],
             train=True,
             crop=crop,
             name=name,  # type: ignore[arg-type]

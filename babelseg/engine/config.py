@@ -35,7 +35,11 @@ class DataConfig:
         ratios: ``proportional``, ``uniform`` or ``{dataset: weight}``.
         num_workers: DataLoader worker processes.
         dataset_augmentation: Each dataset's own ``augmentation:`` from datasets.yaml
-            (dataset-aware, LMSeg); False gives every dataset the default pipeline (ablation).
+            (dataset-aware, LMSeg); False gives every dataset the default pipeline (the crop
+            only) or, with ``shared_augmentation``, one shared pipeline.
+        shared_augmentation: With ``dataset_augmentation: false``: one ``augmentation:``
+            mapping for every dataset, or ``union`` (the union of the datasets' own pipelines;
+            ``babelseg.data.augment.shared_augmentation``): LMSeg's "without DAA" baseline.
     """
 
     datasets_yaml: str = "sw/datasets.yaml"
@@ -49,6 +53,7 @@ class DataConfig:
     ratios: Any = "uniform"
     num_workers: int = 1
     dataset_augmentation: bool = True
+    shared_augmentation: Any = None
 
 
 @dataclass

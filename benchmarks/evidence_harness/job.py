@@ -1,0 +1,67 @@
+"""One training run of the harness, trained and scored: ``run_job(spec)``, or from the shell
+``python job.py SPEC.json`` (the parallel runner starts one such process per run).
+
+The spec (``runs.RunSpec.to_dict``) names the config, its overrides (run folder, seed, steps,
+device...), the datasets to score and the image cap; the result (``result.json`` in the run
+folder) holds the spec, the ``metrics.json`` mapping, the wall times and the final loss.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+RESULT = "result.json"
+
+
+def run_job(spec: dict[str, Any]) -> dict[str, Any]:
+    """Train ``spec``'s config, score it, write and return the result (errors included)."""
+    from babelseg.data.declaration import load_declarations
+    from babelseg.engine.config import load_config
+    from babelseg.engine.trainer import train
+    from babelseg.evaluation.runner import evaluate_datasets
+    from babelseg.inference.predictor import Predictor
+
+    run_dir = Path(spec["run_dir"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any] = {"spec": spec}
+    try:
+        cfg = load_config(spec["config"], [*spec["overrides"], f"run_dir={run_dir}"])
+        start = time.perf_counter()
+        trained = train(cfg, show_progress=False)
+        result["train_s"] = time.perf_counter() - start
+        result["final_loss"] = float(trained.final_loss)
+        start = time.perf_counter()
+        predictor = Predictor.from_checkpoint(run_dir, device=spec["device"])
+        result["metrics"] = evaluate_datasets(
+            predictor,
+            load_declarations(cfg.data.datasets_yaml),
+            spec["eval"],
+            max_images=spec["max_images"],
+            show_progress=False,
+        )
+        result["eval_s"] = time.perf_counter() - start
+    except Exception as e:  # one failed run must not stop the table; the row says it failed
+        result["error"] = f"{type(e).__name__}: {e}"
+    if not spec.get("keep_checkpoints", False):
+        for ckpt in run_dir.glob("ckpt_*"):
+            shutil.rmtree(ckpt, ignore_errors=True)
+    tmp = run_dir / (RESULT + ".tmp")
+    tmp.write_text(json.dumps(result, indent=1))
+    os.replace(tmp, run_dir / RESULT)
+    return result
+
+
+def main() -> None:
+    spec = json.loads(Path(sys.argv[1]).read_text())
+    result = run_job(spec)
+    sys.exit(1 if "error" in result else 0)
+
+
+if __name__ == "__main__":
+    main()

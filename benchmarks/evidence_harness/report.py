@@ -1,0 +1,160 @@
+"""A paper's evidence rows from its scored runs, written as ``<paper>.json`` and ``<paper>.md``."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from evidence_harness.claims import Claim, PaperTable
+from evidence_harness.stats import INTERVAL, QUICK_VERDICT, paired_interval, verdict
+
+Results = Mapping[tuple[str, int], Mapping[str, Any]]
+"""``{(configuration, seed): result}`` of one paper (``runs.execute``'s results)."""
+
+
+def _value(claim_side, results: Results, seed: int) -> float:
+    runs = {}
+    for name in claim_side.runs:
+        result = results.get((name, seed), {})
+        if "metrics" not in result:
+            return float("nan")
+        runs[name] = result["metrics"]
+    try:
+        return float(claim_side.value(runs))
+    except (KeyError, TypeError, ZeroDivisionError):
+        return float("nan")
+
+
+def _clean(x: float) -> float | None:
+    return None if math.isnan(x) else round(x, 4)
+
+
+def claim_row(
+    claim: Claim, results: Results, seeds: Sequence[int], meta: Mapping[str, Any]
+) -> dict[str, Any]:
+    """One JSON row: the paired per-seed differences of ``claim`` and the verdict."""
+    treated = {s: _value(claim.treatment, results, s) for s in seeds}
+    control = {s: _value(claim.control, results, s) for s in seeds}
+    interval = paired_interval([treated[s] - control[s] for s in seeds])
+    return {
+        "paper": meta["paper"],
+        "claim": claim.claim,
+        "table": claim.table,
+        "paper_effect": claim.paper_effect,
+        "metric": claim.metric,
+        "mean": _clean(interval.mean),
+        "sd": _clean(interval.sd),
+        "n": interval.n,
+        "ci95": [_clean(interval.low), _clean(interval.high)],
+        "interval": INTERVAL,
+        "steps": meta["steps"],
+        "device": meta["device"],
+        "verdict": verdict(interval, claim.paper_sign, quick=meta["quick"]),
+        "treatment": {"label": claim.treatment.label, "per_seed": _per_seed(treated)},
+        "control": {"label": claim.control.label, "per_seed": _per_seed(control)},
+        "note": claim.note,
+    }
+
+
+def _per_seed(values: Mapping[int, float]) -> dict[str, float | None]:
+    return {str(s): _clean(v) for s, v in values.items()}
+
+
+def _fmt(x: float | None, digits: int = 2) -> str:
+    return "n/a" if x is None else f"{x:+.{digits}f}"
+
+
+def _config_rows(table: PaperTable, results: Results, seeds: Sequence[int], steps: dict) -> list:
+    lines = [
+        "| configuration | config and overrides | steps | training mean mIoU | held-out mean "
+        "mIoU | train s (mean) | failed seeds |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, cfg in table.configs.items():
+        got = [results.get((name, s), {}) for s in seeds]
+        ok = [r for r in got if "metrics" in r]
+
+        def avg(key: str, rows: list = ok) -> str:
+            vals = [r["metrics"].get(key) for r in rows if r["metrics"].get(key) is not None]
+            return f"{sum(vals) / len(vals):.1f}" if vals else "-"
+
+        train_s = [r.get("train_s", 0.0) for r in ok]
+        failed = [str(s) for s, r in zip(seeds, got, strict=True) if "metrics" not in r]
+        what = f"`{cfg.config}` " + " ".join(f"`{o}`" for o in cfg.overrides[1:])
+        lines.append(
+            f"| {name} | {what} | {steps[name]} | {avg('mean_mIoU')} | "
+            f"{avg('mean_heldout_mIoU')} | "
+            f"{(sum(train_s) / len(train_s)) if train_s else 0:.0f} | {', '.join(failed) or '-'} |"
+        )
+    return lines
+
+
+def markdown(
+    table: PaperTable, rows: list[dict], meta: Mapping[str, Any], config_lines: list
+) -> str:
+    """The Markdown report of one paper."""
+    quick = meta["quick"]
+    lines = [
+        f"# Evidence: {table.title}",
+        "",
+        (
+            "**--quick smoke run: toy budget, the numbers and verdicts mean nothing.**\n"
+            if quick
+            else ""
+        )
+        + f"Command: `{meta['command']}`. World `{meta['world']}` (scale {meta['scale']}, "
+        f"generated in `{meta['world_root']}`), seeds {', '.join(map(str, meta['seeds']))}, "
+        f"device {meta['device']}, {meta['steps']} steps of batch 8 per run unless the "
+        f"configuration table says otherwise, wall time {meta['wall_min']:.1f} min "
+        f"({meta['jobs']} run(s) at a time; timings on a shared machine are noisy).",
+        "",
+        f"Ours = treatment - control, per seed, then the mean, its standard deviation and the "
+        f"{INTERVAL} (t with n - 1 degrees of freedom). Verdict: *reproduced* = the paper's sign "
+        "and the interval excludes zero; *contradicted* = the opposite sign and the interval "
+        "excludes zero; *inconclusive* otherwise.",
+        "",
+        "| claim | paper | paper's effect | metric | treatment - control | ours: mean ± sd (n) "
+        "| 95 % interval | verdict |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        sd = "n/a" if r["sd"] is None else f"{r['sd']:.2f}"
+        lo, hi = r["ci95"]
+        ci = "n/a" if lo is None else f"[{lo:+.2f}, {hi:+.2f}]"
+        verdict_text = r["verdict"] if quick else f"**{r['verdict']}**"
+        lines.append(
+            f"| {r['claim']} | {r['table']} | {r['paper_effect']} | {r['metric']} | "
+            f"{r['treatment']['label']} - {r['control']['label']} | {_fmt(r['mean'])} ± {sd} "
+            f"({r['n']}) | {ci} | {verdict_text} |"
+        )
+    lines += ["", "## Configurations (means over the seeds that finished)", "", *config_lines]
+    if table.not_measured:
+        lines += ["", "## Not measured here", ""] + [f"- {m}" for m in table.not_measured]
+    if quick:
+        lines += ["", QUICK_VERDICT.capitalize() + "."]
+    return "\n".join(lines) + "\n"
+
+
+def write_paper(
+    table: PaperTable, results: Results, meta: Mapping[str, Any], out: Path, steps: dict
+) -> list[dict]:
+    """Write ``out/<paper>.json`` and ``out/<paper>.md``; returns the rows."""
+    seeds = meta["seeds"]
+    rows = [claim_row(c, results, seeds, meta) for c in table.claims]
+    runs = {
+        f"{name}/seed{s}": {
+            k: results.get((name, s), {}).get(k) for k in ("train_s", "eval_s", "error")
+        }
+        for name in table.configs
+        for s in seeds
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    payload = {"meta": dict(meta), "rows": rows, "config_steps": steps, "runs": runs}
+    payload["not_measured"] = table.not_measured
+    (out / f"{table.paper}.json").write_text(json.dumps(payload, indent=1) + "\n")
+    text = markdown(table, rows, meta, _config_rows(table, results, seeds, steps))
+    (out / f"{table.paper}.md").write_text(text)
+    return rows

@@ -409,3 +409,35 @@ def test_cli_refuses_foreign_folder(tmp_path):
     args = parser.parse_args(["--out", str(tmp_path), "--scale", "huge", "--workers", "1"])
     with pytest.raises(ValueError, match="Unknown scale 'huge'"):
         synth_cmd.run(args)
+
+
+def test_missed_object_part_takes_the_label_around_it():
+    import numpy as np
+
+    from babelseg.data.synth.annotate import _miss_part
+
+    seg = np.ones((20, 20), np.int32)  # segment 1 all around
+    seg[5:15, 5:15] = 2  # the object
+    _miss_part(seg, 2, (0.5, 0.5), np.random.default_rng(0))
+    assert (seg == 2).sum() == 50  # half the 10x10 box, cut from one side
+    assert (seg == 1).sum() == 400 - 50
+    rows, cols = np.nonzero(seg == 2)
+    assert (np.ptp(rows) + 1) * (np.ptp(cols) + 1) == 50  # still one rectangle
+
+
+def test_evidence_world_noisy_dataset_misses_parts_and_swaps_classes():
+    import numpy as np
+
+    world = load_world("evidence")
+    view = next(v for v in world.datasets if v.annotation == "noisy")
+    assert view.noise.missing_prob > 0 and view.noise.swap_prob >= 0.1
+    wrong = labelled = 0
+    for i in range(6):
+        s = render_sample(world, view, split="train", index=i, seed=0, scale="default")
+        clean, noisy = s.clean.semantic(), s.annotation.semantic()
+        mask = clean != 255
+        labelled += mask.sum()
+        wrong += (mask & (noisy != clean) & (noisy != 255)).sum()
+    assert wrong / labelled > 0.1  # far noisier than the default world's ~8 %
+    val = render_sample(world, view, split="val", index=0, seed=0, scale="default")
+    assert np.array_equal(val.clean.semantic(), val.annotation.semantic())

@@ -127,7 +127,7 @@ def label_iou(run: str, labels: Mapping[str, Sequence[str]]) -> Callable[[Mappin
     return value
 
 
-def per_dataset_best(
+def own_run_scores(
     runs_of: Mapping[str, str], key_of: Mapping[str, str]
 ) -> Callable[[Mapping], float]:
     """A ``Measure.value``: the mean over datasets of each dataset's score in its own run

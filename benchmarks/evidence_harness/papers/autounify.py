@@ -12,7 +12,7 @@ from evidence_harness.claims import (
     PaperTable,
     RunConfig,
     mean_score,
-    per_dataset_best,
+    own_run_scores,
 )
 from evidence_harness.world import WorldRoles
 
@@ -68,7 +68,7 @@ def table(roles: WorldRoles) -> PaperTable:
             control=Measure(
                 label="single",
                 runs=tuple(single.values()),
-                value=per_dataset_best(single, dict.fromkeys(train, "mIoU")),
+                value=own_run_scores(single, dict.fromkeys(train, "mIoU")),
             ),
         ),
     ]

@@ -10,7 +10,7 @@ masks.
 
 from __future__ import annotations
 
-from evidence_harness.claims import Claim, Measure, PaperTable, RunConfig, per_dataset_best
+from evidence_harness.claims import Claim, Measure, PaperTable, RunConfig, own_run_scores
 from evidence_harness.world import WorldRoles
 
 CONFIG = "configs/dataseg.yaml"
@@ -42,7 +42,7 @@ def table(roles: WorldRoles) -> PaperTable:
     def measure(label: str, datasets: list[str], separate: bool) -> Measure:
         runs_of = {d: f"separate: {d}" if separate else COTRAIN for d in datasets}
         return Measure(
-            label=label, runs=tuple(set(runs_of.values())), value=per_dataset_best(runs_of, key)
+            label=label, runs=tuple(set(runs_of.values())), value=own_run_scores(runs_of, key)
         )
 
     claims = [

@@ -35,11 +35,9 @@ class DataConfig:
         ratios: ``proportional``, ``uniform`` or ``{dataset: weight}``.
         num_workers: DataLoader worker processes.
         dataset_augmentation: Each dataset's own ``augmentation:`` from datasets.yaml
-            (dataset-aware, LMSeg); False gives every dataset the default pipeline (the crop
-            only) or, with ``shared_augmentation``, one shared pipeline.
-        shared_augmentation: With ``dataset_augmentation: false``: one ``augmentation:``
-            mapping for every dataset, or ``union`` (the union of the datasets' own pipelines;
-            ``babelseg.data.augment.shared_augmentation``): LMSeg's "without DAA" baseline.
+            (dataset-aware, LMSeg); False gives every dataset the default pipeline (ablation).
+        shared_augmentation: With ``dataset_augmentation: false``, one pipeline for all: a
+            mapping, or ``union`` of the datasets' own (LMSeg's baseline without DAA).
     """
 
     datasets_yaml: str = "sw/datasets.yaml"

@@ -57,6 +57,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="toy budget smoke test (< 2 min/paper)")
     ap.add_argument("--cache", type=Path, default=Path("runs/evidence_worlds"), help="worlds")
     ap.add_argument("--keep-checkpoints", action="store_true", help="keep each run's weights")
+    ap.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        help="minutes after which no new run starts; the reports use the runs that finished "
+        "(rerun the command to finish the rest: finished runs are cached)",
+    )
     ap.add_argument("--dry-run", action="store_true", help="print the runs and the estimate")
     ap.add_argument("--out", type=Path, required=True, help="output folder")
     args = ap.parse_args(argv)
@@ -154,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         for s in specs:
             print(f"  {s.paper} / {s.name} / seed {s.seed}: {' '.join(s.overrides)}")
         return 0
-    results = execute(specs, jobs=args.jobs)
+    limit = None if args.time_limit is None else args.time_limit * 60
+    results = execute(specs, jobs=args.jobs, time_limit_s=limit)
     wall = (time.perf_counter() - start) / 60
     failed = 0
     for table in tables:

@@ -89,10 +89,13 @@ def _subprocess(spec: RunSpec) -> dict[str, Any]:
     return {"spec": spec.to_dict(), "error": "job process died: " + " | ".join(tail)}
 
 
-def execute(specs: Sequence[RunSpec], *, jobs: int) -> dict[tuple[str, str, int], dict]:
+def execute(
+    specs: Sequence[RunSpec], *, jobs: int, time_limit_s: float | None = None
+) -> dict[tuple[str, str, int], dict]:
     """Train and score every spec not already cached; ``jobs`` > 1 runs that many at once,
-    each in its own process, the most expensive first. Returns ``{(paper, name, seed):
-    result}``."""
+    each in its own process; seed by seed, the most expensive first. No run starts after
+    ``time_limit_s`` (those left get an error saying so; the runs in flight finish). Returns
+    ``{(paper, name, seed): result}``."""
     results: dict[tuple[str, str, int], dict] = {}
     todo = []
     for s in specs:
@@ -101,11 +104,13 @@ def execute(specs: Sequence[RunSpec], *, jobs: int) -> dict[tuple[str, str, int]
             results[(s.paper, s.name, s.seed)] = hit
         else:
             todo.append(s)
-    todo.sort(key=lambda s: -s.cost)
+    todo.sort(key=lambda s: (s.seed, -s.cost))  # every configuration at a seed, then the next
     start = time.perf_counter()
     print(f"{len(results)} runs cached, {len(todo)} to train ({jobs} at a time)", flush=True)
 
     def one(spec: RunSpec) -> dict:
+        if time_limit_s is not None and time.perf_counter() - start > time_limit_s:
+            return {"spec": spec.to_dict(), "error": "not run: --time-limit reached"}
         result = run_job(spec.to_dict()) if jobs <= 1 else _subprocess(spec)
         state = result.get("error") or f"train {result.get('train_s', 0):.0f} s"
         print(

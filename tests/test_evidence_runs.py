@@ -1,0 +1,49 @@
+"""The evidence harness's runner: cached results are reused, and --time-limit starts nothing
+new once it has passed."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from evidence_harness.job import RESULT  # noqa: E402
+from evidence_harness.runs import RunSpec, cached, execute  # noqa: E402
+
+
+def _spec(run_dir: Path, seed: int = 0) -> RunSpec:
+    return RunSpec(
+        paper="sentence",
+        name="HD",
+        seed=seed,
+        run_dir=str(run_dir),
+        config="configs/default.yaml",
+        overrides=("train.steps=1",),
+        eval=("metro_drive",),
+        max_images=1,
+        device="cpu",
+        cost=1.0,
+    )
+
+
+def test_a_finished_run_is_reused_only_under_the_same_spec(tmp_path):
+    spec = _spec(tmp_path / "a")
+    (tmp_path / "a").mkdir()
+    result = {"spec": spec.to_dict(), "metrics": {"datasets": {}}}
+    (tmp_path / "a" / RESULT).write_text(json.dumps(result))
+    assert cached(spec) == result
+    other = _spec(tmp_path / "a", seed=1)
+    assert cached(other) is None
+    failed = {"spec": spec.to_dict(), "error": "boom"}
+    (tmp_path / "a" / RESULT).write_text(json.dumps(failed))
+    assert cached(spec) is None  # failed runs are retried
+
+
+def test_time_limit_starts_no_run_after_it_passed(tmp_path):
+    specs = [_spec(tmp_path / f"r{s}", seed=s) for s in range(3)]
+    results = execute(specs, jobs=1, time_limit_s=-1.0)
+    assert len(results) == 3
+    assert all(r["error"] == "not run: --time-limit reached" for r in results.values())
+    assert not any((tmp_path / f"r{s}").exists() for s in range(3))

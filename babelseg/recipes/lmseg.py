@@ -30,6 +30,7 @@ from babelseg.labels.prompt import PromptLearner, prompt_learner_for
 from babelseg.recipes.base import RecipeContext
 from babelseg.recipes.mask_common import MaskRecipe
 from babelseg.recipes.mask_config import MaskRecipeConfig, mask_recipe_arguments
+from babelseg.recipes.onehot_mask import ONE_HOT_MODES, OneHotClassEmbeddings
 
 
 @dataclass
@@ -40,11 +41,13 @@ class LMSegConfig:
         prompt_length: Learnable context vectors prepended to the class tokens (CoOp).
         category_guided: Text cross-attention in each decoder layer.
         decoding_order: ``visual-text`` or ``text-visual``.
+        classifier: ``text`` (LMSeg), or one-hot ``union`` / ``multihead`` rows (Tables 2-3).
     """
 
     prompt_length: int = 8
     category_guided: bool = True
     decoding_order: str = "visual-text"
+    classifier: str = "text"
 
 
 class LMSegRecipe(MaskRecipe):
@@ -55,6 +58,8 @@ class LMSegRecipe(MaskRecipe):
         label_texts: ``{dataset: [K_d strings]}`` the strings behind each dataset's texts.
         train_datasets: Datasets being trained (their prompted texts are recomputed every
             training step; the others only in eval mode, e.g. for the checkpoint).
+        one_hot: Learnable one-hot class rows used instead of the texts (LMSeg Tables 2-3's
+            union / multi-head baselines on the same architecture); None: texts.
         **kwargs: :class:`~babelseg.recipes.mask_common.MaskRecipe` arguments.
     """
 
@@ -68,17 +73,23 @@ class LMSegRecipe(MaskRecipe):
         prompt: PromptLearner | None = None,
         label_texts: Mapping[str, Sequence[str]] | None = None,
         train_datasets: Sequence[str] = (),
+        one_hot: OneHotClassEmbeddings | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        if one_hot is not None and prompt is not None:
+            raise ValueError("One-hot classes use no texts: set recipe.lmseg.prompt_length=0.")
         self.prompt = prompt
+        self.one_hot = one_hot
         self.label_texts = {k: list(v) for k, v in (label_texts or {}).items()}
         self.train_datasets = list(train_datasets)
 
     def step_texts(self, texts: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The label embeddings of this step: prompted (differentiable in the context) for the
         training datasets while training, for every dataset with known strings in eval mode;
-        the frozen ones otherwise."""
+        the frozen ones otherwise; the one-hot rows instead when there are some."""
+        if self.one_hot is not None:
+            return self.one_hot(texts)
         if self.prompt is None:
             return dict(texts)
         wanted = set(self.train_datasets) if self.training else set(texts)
@@ -96,7 +107,10 @@ class LMSegRecipe(MaskRecipe):
         return out
 
     def vocabulary_embeddings(self, strings: list[str], base: torch.Tensor) -> torch.Tensor:
-        """``float[K, D]`` embeddings of a new vocabulary: prompted when prompts are learned."""
+        """``float[K, D]`` embeddings of a new vocabulary: prompted when prompts are learned,
+        the nearest training labels' one-hot rows with one-hot classes."""
+        if self.one_hot is not None:
+            return self.one_hot.rows_for(base).to(base.dtype)
         if self.prompt is None:
             return base
         return self.prompt(strings).to(device=base.device, dtype=base.dtype)
@@ -123,5 +137,24 @@ def build_lmseg_recipe(
         prompt=prompt,
         label_texts=context.label_texts,
         train_datasets=context.train_datasets,
+        one_hot=_one_hot_classes(section.classifier, context),
         **kwargs,
+    )
+
+
+def _one_hot_classes(classifier: str, context: RecipeContext) -> OneHotClassEmbeddings | None:
+    """``recipe.lmseg.classifier``: None for ``text``, else the one-hot rows."""
+    if classifier == "text":
+        return None
+    if classifier not in ONE_HOT_MODES:
+        raise ValueError(
+            f"recipe.lmseg.classifier must be one of {['text', *ONE_HOT_MODES]}, got "
+            f"'{classifier}'."
+        )
+    train = context.train_datasets
+    return OneHotClassEmbeddings(
+        mode=classifier,
+        class_names={d: context.label_spaces[d].names for d in train},
+        label_texts={d: context.texts[d] for d in train},
+        embed_dim=context.embed_dim,
     )

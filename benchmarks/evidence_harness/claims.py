@@ -100,7 +100,7 @@ def dataset_score(metrics: Metrics, dataset: str, key: str) -> float:
 
 
 def mean_of(values: Sequence[float]) -> float:
-    """Mean ignoring nothing: one NaN makes it NaN (a missing dataset is a failure)."""
+    """The plain mean: one NaN makes it NaN (a dataset that was not scored fails the measure)."""
     return sum(values) / len(values) if values else float("nan")
 
 

@@ -83,7 +83,8 @@ def _config_rows(table: PaperTable, results: Results, seeds: Sequence[int], step
 
         train_s = [r.get("train_s", 0.0) for r in ok]
         failed = [str(s) for s, r in zip(seeds, got, strict=True) if "metrics" not in r]
-        what = f"`{cfg.config}` " + " ".join(f"`{o}`" for o in cfg.overrides[1:])
+        what = (f"{cfg.note}: " if cfg.note else "") + f"`{cfg.config}` "
+        what += " ".join(f"`{o}`" for o in cfg.overrides[1:])
         lines.append(
             f"| {name} | {what} | {steps[name]} | {avg('mean_mIoU')} | "
             f"{avg('mean_heldout_mIoU')} | "

@@ -36,6 +36,8 @@ class DataConfig:
         num_workers: DataLoader worker processes.
         dataset_augmentation: Each dataset's own ``augmentation:`` from datasets.yaml
             (dataset-aware, LMSeg); False gives every dataset the default pipeline (ablation).
+        shared_augmentation: With ``dataset_augmentation: false``, one pipeline for all: a
+            mapping, or ``union`` of the datasets' own (LMSeg's baseline without DAA).
     """
 
     datasets_yaml: str = "sw/datasets.yaml"
@@ -49,6 +51,7 @@ class DataConfig:
     ratios: Any = "uniform"
     num_workers: int = 1
     dataset_augmentation: bool = True
+    shared_augmentation: Any = None
 
 
 @dataclass

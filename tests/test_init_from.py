@@ -147,7 +147,8 @@ def test_dataset_augmentation_switch_gives_every_dataset_the_default_pipeline(ti
 
 
 def test_shared_augmentation_gives_every_dataset_one_pipeline(tiny_run_config):
-    from babelseg.data.declaration import load_declarations, resolve_label_space
+    from babelseg.data.declaration import load_declarations
+    from babelseg.data.label_source import resolve_label_space
     from babelseg.engine.builders import build_train_dataset
 
     names = ["metro_drive", "home_scenes"]

@@ -77,12 +77,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def read_labels_file(path: Path):
     from babelseg.labels.space import LabelSpace
+    from babelseg.labels.text_files import read_text_file
 
     if not path.is_file():
         raise FileNotFoundError(f"Labels file not found: {path}.")
     if path.suffix in (".yaml", ".yml"):
         return LabelSpace.from_yaml(path)
-    lines = [ln.strip() for ln in path.read_text().splitlines()]
+    lines = [ln.strip() for ln in read_text_file(path, what="labels file").splitlines()]
     names = [ln for ln in lines if ln and not ln.startswith("#")]
     if not names:
         raise ValueError(f"{path} lists no labels (one per line).")

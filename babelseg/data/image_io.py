@@ -130,6 +130,20 @@ def image_size(path: str | Path) -> tuple[int, int]:
     return int(h), int(w)
 
 
+def decoded_size(path: str | Path) -> tuple[int, int]:
+    """``(height, width)`` of an image after decoding all of its pixels, as training does, so
+    that a truncated or damaged file is found (``babelseg datasets check``).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file is not a readable image, is damaged or truncated, or is too large.
+    """
+    size = image_size(path)
+    with _open(path) as im:
+        _load(im, path)
+    return size
+
+
 def read_label_png(path: str | Path) -> np.ndarray:
     """Read a single-channel label image as raw on-disk values.
 

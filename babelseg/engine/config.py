@@ -17,6 +17,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from babelseg.data.image_limits import DEFAULT_MAX_IMAGE_PIXELS
+from babelseg.labels.text_files import read_text_file
 from babelseg.models.config import ModelConfig
 from babelseg.recipes.catalog import RecipeConfig
 
@@ -213,7 +214,7 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
         if not p.is_file():
             raise FileNotFoundError(f"Config file not found: {p}. See configs/ for examples.")
         try:
-            data = yaml.safe_load(p.read_text()) or {}
+            data = yaml.safe_load(read_text_file(p, what="config")) or {}
         except yaml.YAMLError as e:
             raise ValueError(f"{p} is not valid YAML: {e}") from e
         if not isinstance(data, Mapping):

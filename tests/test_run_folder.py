@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import yaml
 
 from babelseg.cli.main import main
@@ -47,9 +46,8 @@ def test_overwrite_clears_the_earlier_run_first(tiny_run_config, tmp_path):
 
 def test_a_folder_that_is_not_a_run_is_never_cleared(tmp_path):
     (tmp_path / "thesis.tex").write_text("years of work")
-    with pytest.raises(ValueError, match=r"holds no babelseg run"):
-        prepare_run_folder(tmp_path, overwrite=True)
-    assert (tmp_path / "thesis.tex").is_file()
+    prepare_run_folder(tmp_path, overwrite=True)  # no earlier run there: used as it is
+    assert (tmp_path / "thesis.tex").read_text() == "years of work"
 
 
 def test_empty_or_missing_folders_are_fine(tmp_path):

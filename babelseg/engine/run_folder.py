@@ -4,7 +4,8 @@ A fresh ``train`` into a folder that already holds a run would overwrite some ch
 another architecture, keep others and the old metrics, and append to ``metrics.jsonl``. So a
 fresh run needs an empty (or missing) ``run_dir``; ``--resume`` continues the run that is there,
 and ``--overwrite`` clears it first, but only when it is recognisably a babelseg run folder, so
-that a mistyped ``run_dir=.`` never wipes a folder the run does not own.
+that a mistyped ``run_dir=.`` never wipes a folder the run does not own (a folder holding other
+files only is used as it is).
 """
 
 from __future__ import annotations
@@ -32,19 +33,14 @@ def prepare_run_folder(run_dir: Path, *, overwrite: bool, clear: bool = True) ->
         overwrite: Clear an earlier run found there instead of refusing.
         clear: Actually delete (the writing process); False only checks (other DDP ranks).
     Raises:
-        ValueError: ``run_dir`` is a file; holds an earlier run and ``overwrite`` is False; or
-            is not empty and not a run folder (never cleared, even with ``overwrite``).
+        ValueError: ``run_dir`` is a file, or holds an earlier run and ``overwrite`` is False.
+            A folder holding other files only is used as it is (never cleared).
     """
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise ValueError(f"run_dir {run_dir} is a file; give a folder.")
-    if not run_dir.is_dir() or not any(run_dir.iterdir()):
-        return
-    if not is_run_folder(run_dir):
-        raise ValueError(
-            f"run_dir {run_dir} is not empty and holds no babelseg run (no config.yaml, metrics "
-            "or checkpoints), so it is not cleared; choose another run_dir=."
-        )
+    if not run_dir.is_dir() or not is_run_folder(run_dir):
+        return  # missing, empty, or other files only: no earlier run to mix with, none cleared
     if not overwrite:
         raise ValueError(
             f"run_dir {run_dir} already holds a run. Continue it with `babelseg train --resume "

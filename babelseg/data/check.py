@@ -386,11 +386,8 @@ def check_dataset(decl: DatasetDecl, splits: list[str] | None = None) -> Dataset
                 else f"Dataset '{decl.name}' split '{split}': {type(e).__name__}: {e}"
             )
         if rep.num_images == 0 and not rep.problems:
-            rep.problems.append(
-                f"Split '{split}' of dataset '{decl.name}' ({decl.source}) has no images; "
-                "training and evaluation cannot use it: add its images, fix its paths, or "
-                "remove the split."
-            )
+            msg = "has no images; add its images, fix its paths, or remove the split."
+            rep.problems.append(f"Split '{split}' of dataset '{decl.name}' ({decl.source}) {msg}")
         for value, unknown in sorted(rep.unknown_values.items()):
             kind = "category id" if decl.format != "semantic-png" else "on-disk value"
             rep.problems.append(

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from babelseg.engine.distributed import all_reduce_sum_
+
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the run stopped without saving the bad state."""
@@ -52,6 +54,30 @@ class GoodCheckpoints:
         if path is not None:
             self.unconfirmed = path
             self._eligible = not bool(self._blown)
+
+    def check_loss(
+        self,
+        total: torch.Tensor,
+        per_dataset: dict[str, torch.Tensor],
+        *,
+        step: int,
+        world_size: int,
+    ) -> None:
+        """Stop at a non-finite loss on any process (every rank must agree, or the healthy ones
+        would wait forever in the next all-reduce); a finite one confirms the newest checkpoint.
+
+        Raises:
+            TrainingDiverged: with :meth:`message` (``step`` is 1-based).
+        """
+        finite = torch.isfinite(total.detach()).float()
+        all_reduce_sum_(finite)
+        if float(finite) < world_size:
+            bad = [n for n, v in per_dataset.items() if not torch.isfinite(v)]
+            loss = float(total.detach())
+            raise TrainingDiverged(
+                self.message(loss=loss, step=step, datasets=bad or sorted(per_dataset))
+            )
+        self.loss_was_finite()
 
     def loss_was_finite(self) -> None:
         """The current step's loss, computed with the newest checkpoint's weights, is finite."""

@@ -12,7 +12,8 @@ import yaml
 
 from babelseg.data.augment import build_augmentation
 from babelseg.data.collate import collate_samples
-from babelseg.data.declaration import load_declarations, resolve_label_space
+from babelseg.data.declaration import load_declarations
+from babelseg.data.label_source import resolve_label_space
 from babelseg.data.readers import make_reader
 from babelseg.data.sample import Annotation, Sample, Task
 from babelseg.engine.config import load_config

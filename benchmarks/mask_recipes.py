@@ -101,7 +101,7 @@ def run_row(
         ],
     )
     start = time.perf_counter()
-    result = train(cfg, show_progress=False)
+    result = train(cfg, show_progress=False, overwrite=True)
     seconds = time.perf_counter() - start
     decls = load_declarations(cfg.data.datasets_yaml)
     start = time.perf_counter()

@@ -235,7 +235,7 @@ def main() -> None:
             ],
         )
         t0 = time.perf_counter()
-        train(cfg, show_progress=False)
+        train(cfg, show_progress=False, overwrite=True)
         seconds = time.perf_counter() - t0
         scores = _score(run_dir, decls, PRETRAIN + (ZERO_SHOT if lang else []), args.max_images)
         row = {
@@ -259,7 +259,11 @@ def main() -> None:
                 ]
                 if init == "ms3":
                     over.append(f"train.init_from={run_dir}")
-                train(load_config("configs/ms3_finetune.yaml", over), show_progress=False)
+                train(
+                    load_config("configs/ms3_finetune.yaml", over),
+                    show_progress=False,
+                    overwrite=True,
+                )
                 key = f"{init}/{'frozen' if frozen else 'full'}"
                 results["finetune"][key] = _score(ft_dir, decls, [TARGET], None)[TARGET]
                 print("finetune", key, round(results["finetune"][key], 1), flush=True)

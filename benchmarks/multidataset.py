@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -105,6 +106,8 @@ def _train_eval(
     config: Path, overrides: list[str], run_dir: Path, eval_names: list[str], args
 ) -> tuple[dict[str, float], float, float]:
     """Train one model and score it; returns ``({dataset: mIoU}, train s, eval s)``."""
+    if (run_dir / "config.yaml").is_file():  # this benchmark's earlier run of the row
+        shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     log = run_dir / "bench.log"
     log.write_text("")

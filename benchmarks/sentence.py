@@ -77,7 +77,7 @@ def main() -> None:
             ],
         )
         t0 = time.perf_counter()
-        train(cfg, show_progress=False)
+        train(cfg, show_progress=False, overwrite=True)
         seconds = time.perf_counter() - t0
         metrics = evaluate_datasets(
             Predictor.from_checkpoint(run_dir),

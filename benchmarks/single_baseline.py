@@ -49,7 +49,7 @@ def main() -> None:
             ],
         )
         t0 = time.perf_counter()
-        train(cfg, show_progress=False)
+        train(cfg, show_progress=False, overwrite=True)
         seconds = time.perf_counter() - t0
         m = evaluate_datasets(
             Predictor.from_checkpoint(cfg.run_dir), decls, [name, *HELDOUT], show_progress=False

@@ -7,7 +7,7 @@ run() { echo; echo "\$ $*"; "$@"; }
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 [ -f sw/datasets.yaml ] || run babelseg synth --out sw
 run babelseg datasets check sw/datasets.yaml
-run babelseg train configs/default.yaml --no-eval
+run babelseg train configs/default.yaml --no-eval --overwrite  # replaces an earlier runs/default
 run babelseg eval --run runs/default --out runs/default/metrics.json
 val=$(ls sw/metro_drive/images/val | head -n 3 | sed 's|^|sw/metro_drive/images/val/|')
 night=$(ls sw/night_drive/images/val | head -n 3 | sed 's|^|sw/night_drive/images/val/|')

@@ -38,3 +38,23 @@ def test_round_trip_through_dict():
     cfg = load_config(None, ["train.steps=3", "labels.encoder=hash"])
     again = config_from_dict(cfg.to_dict())
     assert again == cfg
+
+
+@pytest.mark.parametrize("key", ["checkpoint_every", "log_every", "keep_last", "steps"])
+@pytest.mark.parametrize("value", [0, -1])
+def test_counts_that_would_fail_later_are_refused_at_load(key, value):
+    with pytest.raises(ValueError, match=rf"train\.{key} must be >= 1, got {value}"):
+        load_config(None, [f"train.{key}={value}"])
+
+
+@pytest.mark.parametrize("override", ["data.batch_size=0", "data.num_workers=-1"])
+def test_data_counts_are_refused_at_load(override):
+    with pytest.raises(ValueError, match=override.split("=")[0]):
+        load_config(None, [override])
+
+
+def test_a_saved_config_is_checked_too():
+    data = Config().to_dict()
+    data["train"]["log_every"] = 0
+    with pytest.raises(ValueError, match=r"train\.log_every must be >= 1"):
+        config_from_dict(data)

@@ -341,3 +341,55 @@ def test_coco_instances_declared_semantic_is_refused_with_the_conversion(tmp_pat
     report = check_dataset(d)
     assert not report.ok
     assert "cocoSegmentationToPng" in report.problems[0] and "coco-stuff-171" in report.problems[0]
+
+
+# ------------------------------------------------------------------ what training trips on
+def test_check_decodes_images_so_truncated_ones_are_problems(tmp_path):
+    write_rgb(tmp_path / "img" / "a.png", 40, 40)
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 40, 3), np.uint8)).save(
+        tmp_path / "img" / "b.png"
+    )
+    data = (tmp_path / "img" / "b.png").read_bytes()
+    (tmp_path / "img" / "b.png").write_bytes(data[: len(data) // 2])  # header intact
+    for stem in "ab":
+        write_grey(tmp_path / "lab" / f"{stem}.png", np.full((40, 40), 7))
+    splits = {"train": {"images": "img", "labels": "lab"}}
+    rep = check_dataset(decl(tmp_path, "semantic-png", splits)).splits["train"]
+    assert (rep.num_images, rep.num_read) == (2, 1)
+    assert any("b.png is damaged or truncated" in p for p in rep.problems), rep.problems
+
+
+@pytest.mark.parametrize(
+    "counts, why",
+    [
+        ([0, 2, 4, 2, 10], "covering 18 pixels"),
+        ("11", "covering 2 pixels"),
+        ("\x7f!", "not a list"),
+    ],
+)
+def test_check_validates_rle_runs_as_training_decodes_them(tmp_path, counts, why):
+    write_rgb(tmp_path / "images" / "a.png", 6, 8)
+    data = {
+        "images": [{"id": 1, "file_name": "a.png", "height": 6, "width": 8}],
+        "annotations": [
+            ann(1, 1, 1, 0, segmentation={"size": [6, 8], "counts": counts}),
+        ],
+        "categories": [{"id": 1, "name": "person"}],
+    }
+    (tmp_path / "inst.json").write_text(json.dumps(data))
+    splits = {"val": {"images": "images", "json": "inst.json"}}
+    rep = check_dataset(decl(tmp_path, "coco-instances", splits, labels={"card": "coco-json"}))
+    problems = rep.splits["val"].problems
+    assert len(problems) == 1 and "annotation 1 of image a.png has RLE counts" in problems[0]
+    assert why in problems[0]
+
+
+def test_check_reports_an_empty_split(tmp_path):
+    data = {"images": [], "annotations": [], "categories": [{"id": 1, "name": "person"}]}
+    (tmp_path / "images").mkdir()
+    (tmp_path / "inst.json").write_text(json.dumps(data))
+    splits = {"train": {"images": "images", "json": "inst.json"}}
+    rep = check_dataset(decl(tmp_path, "coco-instances", splits, labels={"card": "coco-json"}))
+    assert not rep.ok
+    assert "Split 'train' of dataset 'ds'" in rep.splits["train"].problems[0]
+    assert "has no images" in rep.splits["train"].problems[0]

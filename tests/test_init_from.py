@@ -69,7 +69,14 @@ def _split(weights):
 def test_full_finetuning_starts_from_the_pretrained_network(pretrained, tmp_path):
     path, pre_dir = pretrained
     pre_backbone, _ = _split(_weights(pre_dir))
-    cfg = load_config(path, [f"train.init_from={pre_dir}", "data.train=[vista_roads]"])
+    cfg = load_config(
+        path,
+        [
+            f"train.init_from={pre_dir}",
+            "data.train=[vista_roads]",
+            f"run_dir={tmp_path / 'setup'}",  # a fresh run never writes into another run's folder
+        ],
+    )
     from babelseg.engine.trainer import Trainer
 
     trainer = Trainer(cfg)

@@ -54,11 +54,13 @@ def evaluate_and_report(
     ``options`` selects the inference mode (slide, resize, flip, scales); None = whole image.
     """
     from babelseg.data.declaration import load_declarations
+    from babelseg.data.image_limits import set_max_image_pixels
     from babelseg.evaluation.report import format_table, write_metrics_json
     from babelseg.evaluation.runner import evaluate_datasets
     from babelseg.inference.predictor import Predictor
 
     predictor = Predictor.from_checkpoint(run_or_ckpt, device=device)
+    set_max_image_pixels(predictor.cfg.data.max_image_pixels)  # the run's image limit
     decls = load_declarations(data or predictor.cfg.data.datasets_yaml)
     names = datasets or list(predictor.cfg.data.eval) or list(decls)
     metrics = evaluate_datasets(

@@ -11,6 +11,8 @@ import argparse
 import importlib
 import sys
 
+from babelseg.cli.errors import error_text
+
 SUBCOMMANDS: dict[str, str] = {
     "synth": "babelseg.cli.synth_cmd",
     "datasets": "babelseg.cli.datasets_cmd",
@@ -72,8 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, KeyError) as e:
         if getattr(args, "debug", False):
             raise
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"babelseg {args.command}: error: {msg}", file=sys.stderr)
+        print(f"babelseg {args.command}: error: {error_text(e)}", file=sys.stderr)
         return 2
 
 

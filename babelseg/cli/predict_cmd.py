@@ -18,11 +18,15 @@ EPILOG = (
   babelseg predict --run runs/autounify --space unified sw/metro_drive/images/val --out preds/
 
 --labels-file takes one label per line ("bus" or "bus: a road vehicle for many passengers")
-or a label-space YAML. Outputs per image: STEM.png (label values), STEM_overlay.png, and
-labels.yaml (the vocabulary, value = index) in --out.
+or a label-space YAML. Folders are searched recursively (e.g. leftImg8bit/val/ with one folder
+per city). Outputs per image: NAME.png (label values) and NAME_overlay.png, where NAME is the
+image's path relative to the folder given, without extension (photo.png and photo.jpg in one
+folder become photo_png and photo_jpg); labels.yaml (the vocabulary, value = index) in --out.
+Two inputs that would write the same output are an error; an image that cannot be read or
+predicted is reported and skipped, and the exit status is then 1.
 
 Mask-classification recipes (lmseg, dataseg) also write COCO files next to the overlays:
-panoptic.json + panoptic/STEM.png (COCO panoptic) and instances.json (COCO results, RLE masks),
+panoptic.json + panoptic/NAME.png (COCO panoptic) and instances.json (COCO results, RLE masks),
 with category ids = the label space's on-disk values, ready for `babelseg score --task
 panoptic|instance`. Image ids are file stems, or the ids of a COCO JSON given with --image-ids
 (e.g. the ground truth's). Which classes are things comes from the dataset's label space or a
@@ -31,8 +35,6 @@ label-space YAML (is_thing); with --labels, name them with --things.
 """
     + MODE_EPILOG
 )
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -63,34 +65,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--debug", action="store_true", help="show full tracebacks")
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        default=None,
+        metavar="N",
+        help="largest image read, width x height (default: Pillow's bomb limit, ~179 M)",
+    )
     add_inference_arguments(p)
-
-
-def collect_images(inputs: list[str]) -> list[Path]:
-    """Image files named directly or found (non-recursively, sorted) in named folders."""
-    files: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                raise FileNotFoundError(f"No images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {p}.")
-            files.extend(found)
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise FileNotFoundError(f"Input not found: {p}. Give image files or folders.")
-    return files
 
 
 def read_labels_file(path: Path):
     from babelseg.labels.space import LabelSpace
+    from babelseg.labels.text_files import read_text_file
 
     if not path.is_file():
         raise FileNotFoundError(f"Labels file not found: {path}.")
     if path.suffix in (".yaml", ".yml"):
         return LabelSpace.from_yaml(path)
-    lines = [ln.strip() for ln in path.read_text().splitlines()]
+    lines = [ln.strip() for ln in read_text_file(path, what="labels file").splitlines()]
     names = [ln for ln in lines if ln and not ln.startswith("#")]
     if not names:
         raise ValueError(f"{path} lists no labels (one per line).")
@@ -144,8 +137,9 @@ class CocoOutputs:
         self.instances_path = out / "instances.json"
         self.detections: list[dict] = []
 
-    def add(self, stem: str, got) -> None:
-        """Add one image's ``TaskPredictions`` (panoptic and instances)."""
+    def add(self, stem: str, got, *, file_stem: str | None = None) -> None:
+        """Add one image's ``TaskPredictions`` (panoptic and instances); ``stem`` finds its
+        image id, ``file_stem`` (default ``stem``) names its panoptic PNG."""
         from babelseg.evaluation.instance import masks_to_coco_results
 
         image_id = self.image_ids.get(stem, stem)
@@ -157,7 +151,7 @@ class CocoOutputs:
             image_id=image_id,
             ids=got.panoptic.segment_ids,
             segments=segments,
-            file_name=f"{stem}.png",
+            file_name=f"{file_stem or stem}.png",
         )
         self.detections += masks_to_coco_results(
             masks=got.instances.masks,
@@ -174,40 +168,51 @@ class CocoOutputs:
         write_results_json(self.instances_path, self.detections)
 
 
+def _vocabulary(args: argparse.Namespace, predictor):
+    """``(label space, text embeddings, dataset name or None)`` of the vocabulary asked for."""
+    from babelseg.labels.space import LabelSpace
+
+    if args.dataset:
+        space, text = predictor.dataset_vocabulary(args.dataset)
+        return space, text, args.dataset
+    if args.space:
+        space, text = predictor.unified_vocabulary()
+        return space, text, "unified"
+    if args.labels is not None:
+        names = [n for n in args.labels.split(",") if n.strip()]
+        if not names:
+            raise ValueError(
+                f'--labels {args.labels!r} names no label; give e.g. --labels "road, car, person".'
+            )
+        space = LabelSpace.from_names(names, name="custom")
+    else:
+        space = read_labels_file(Path(args.labels_file))
+    return space, predictor.vocabulary(space), None
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
     import yaml
 
     from babelseg.data.image_io import read_rgb
+    from babelseg.data.image_limits import set_max_image_pixels
     from babelseg.engine.progress import per_item_progress
     from babelseg.inference.api import predict_tasks
     from babelseg.inference.label_png import indices_to_values, write_label_png
+    from babelseg.inference.output_names import collect_images, plan_outputs
     from babelseg.inference.predictor import Predictor
     from babelseg.inference.visualize import save_overlay
-    from babelseg.labels.space import IGNORE_INDEX, LabelSpace
+    from babelseg.labels.space import IGNORE_INDEX
 
     options = inference_options(args)
-    images = collect_images(args.inputs)
+    if args.max_pixels is not None:
+        set_max_image_pixels(args.max_pixels)
+    out = Path(args.out)
+    images = plan_outputs(collect_images(args.inputs, exclude=out))
     predictor = Predictor.from_checkpoint(args.run or args.checkpoint, device=args.device)
-    dataset = None
-    if args.dataset:
-        space, text = predictor.dataset_vocabulary(args.dataset)
-        dataset = args.dataset
-    elif args.space:
-        space, text = predictor.unified_vocabulary()
-        dataset = "unified"
-    else:
-        if args.labels:
-            names = [n for n in args.labels.split(",") if n.strip()]
-            if not names:
-                raise ValueError('--labels is empty; give e.g. --labels "road, car, person".')
-            space = LabelSpace.from_names(names, name="custom")
-        else:
-            space = read_labels_file(Path(args.labels_file))
-        text = predictor.vocabulary(space)
+    space, text, dataset = _vocabulary(args, predictor)
     if args.things:
         space = mark_things(space, args.things)
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "labels.yaml").write_text(yaml.safe_dump(space.to_dict(), sort_keys=False))
     coco = None
@@ -216,27 +221,28 @@ def run(args: argparse.Namespace) -> int:
         ids = read_image_ids(Path(args.image_ids)) if args.image_ids else {}
         coco = CocoOutputs(out, space, ids)
         tasks = ("semantic", "panoptic", "instances")
-    failures = 0
-    for path in per_item_progress(total=len(images), desc="predict").track(images):
-        try:
-            image = read_rgb(path)
-        except (OSError, ValueError) as e:
-            print(f"skipping {path}: {e}", file=sys.stderr)
-            failures += 1
+    failed: list[str] = []
+    for item in per_item_progress(total=len(images), desc="predict").track(images):
+        try:  # one bad image (unreadable, a bomb, too big for memory) does not stop the rest
+            image = read_rgb(item.source)
+            got = predict_tasks(
+                predictor,
+                image,
+                text,
+                tasks=tasks,
+                is_thing=space.thing_mask,
+                dataset=dataset,
+                options=options,
+            )
+        except (OSError, ValueError, RuntimeError, MemoryError) as e:
+            print(f"failed: {item.source}: {e}", file=sys.stderr)
+            failed.append(str(item.source))
             continue
-        got = predict_tasks(
-            predictor,
-            image,
-            text,
-            tasks=tasks,
-            is_thing=space.thing_mask,
-            dataset=dataset,
-            options=options,
-        )
         pred = got.semantic
-        write_label_png(out / f"{path.stem}.png", indices_to_values(pred, space))
+        label_file, overlay_file = item.outputs()
+        write_label_png(out / label_file, indices_to_values(pred, space))
         save_overlay(
-            out / f"{path.stem}_overlay.png",
+            out / overlay_file,
             image,
             pred,
             names=space.names,
@@ -245,12 +251,18 @@ def run(args: argparse.Namespace) -> int:
             ignore_index=IGNORE_INDEX if len(space) <= IGNORE_INDEX else -1,
         )
         if coco is not None:
-            coco.add(path.stem, got)
+            coco.add(item.source.stem, got, file_stem=item.name)
         present = [space.names[k] for k in np.unique(pred)]
-        print(f"{path.name}: {', '.join(present)}")
-    written = "STEM.png, STEM_overlay.png"
+        print(f"{item.relative}: {', '.join(present)}")
+    written = "NAME.png, NAME_overlay.png"
     if coco is not None:
         coco.write()
-        written += ", panoptic.json + panoptic/STEM.png, instances.json"
-    print(f"wrote {len(images) - failures} predictions to {out}/ ({written})")
-    return 1 if failures else 0
+        written += ", panoptic.json + panoptic/NAME.png, instances.json"
+    print(f"wrote {len(images) - len(failed)} of {len(images)} predictions to {out}/ ({written})")
+    if failed:
+        print(
+            f"babelseg predict: error: {len(failed)} image(s) failed (see the 'failed:' lines "
+            f"above): {', '.join(failed[:5])}{' ...' if len(failed) > 5 else ''}",
+            file=sys.stderr,
+        )
+    return 1 if failed else 0

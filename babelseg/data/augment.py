@@ -287,7 +287,7 @@ class Augmentation:
         keep: np.ndarray | None = None
         if has_masks:
             masks = planes_out[1:].astype(bool)
-            keep = masks.reshape(len(masks), -1).any(axis=1)
+            keep = masks.any(axis=(1, 2))  # [N]; N = 0 (no kept target) is a valid sample
             changes["masks"] = masks[keep]
             changes["boxes"] = masks_to_boxes(masks[keep])
         elif use_boxes:

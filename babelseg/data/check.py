@@ -6,9 +6,10 @@ the label table does not know (value -> pixels and up to 3 example files), and a
 problems, each naming the file and saying what to do. Errors of single files become problems;
 the check goes on with the other files.
 
-It is fast: images are only opened for their header (size), label PNGs are counted with
-``np.bincount`` on the raw values and resolved through the lookup table once per split, and
-COCO segmentations are validated without being decoded.
+It checks what training reads: every image is decoded (a truncated file is a problem), label
+PNGs are counted with ``np.bincount`` on the raw values and resolved through the lookup table
+once per split, COCO segmentations are validated (RLE runs must cover the mask exactly) without
+being decoded, and a split without images is a problem.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from babelseg.data.declaration import DatasetDecl
-from babelseg.data.image_io import image_size, read_panoptic_png
+from babelseg.data.image_io import decoded_size, read_panoptic_png
 from babelseg.data.label_audit import declaration_problems, histogram_problems
 from babelseg.data.label_encoding import label_decoder
 from babelseg.data.label_source import resolve_label_space
@@ -171,7 +172,7 @@ def _check_semantic(decl: DatasetDecl, split: str, space: LabelSpace, rep: Split
     hist = np.zeros(MAX_DISK_VALUE + 1, dtype=np.int64)
     for item in index.items:
         try:
-            size = image_size(item.image)
+            size = decoded_size(item.image)
         except Exception as e:  # one bad file is a problem, not the end of the check
             rep.problems.append(_error_text(e, item.image))
             continue
@@ -226,7 +227,7 @@ def _check_panoptic(decl: DatasetDecl, split: str, space: LabelSpace, rep: Split
     pixels = np.zeros(len(space), dtype=np.int64)
     for entry in index.entries:
         try:
-            size = image_size(entry.image)
+            size = decoded_size(entry.image)
             ids = read_panoptic_png(entry.png)
             if ids.shape != size:
                 rep.problems.append(_size_problem(entry.image, size, entry.png, ids.shape))
@@ -287,7 +288,7 @@ def _check_instances(decl: DatasetDecl, split: str, space: LabelSpace, rep: Spli
     needs_mask = decl.annotation != Annotation.BOXES
     for rec, path in zip(images.records, images.paths):
         try:
-            h, w = image_size(path)
+            h, w = decoded_size(path)
         except Exception as e:  # one bad file is a problem, not the end of the check
             rep.problems.append(_error_text(e, path))
             continue
@@ -384,6 +385,9 @@ def check_dataset(decl: DatasetDecl, splits: list[str] | None = None) -> Dataset
                 if isinstance(e, (FileNotFoundError, ValueError))
                 else f"Dataset '{decl.name}' split '{split}': {type(e).__name__}: {e}"
             )
+        if rep.num_images == 0 and not rep.problems:
+            msg = "has no images; add its images, fix its paths, or remove the split."
+            rep.problems.append(f"Split '{split}' of dataset '{decl.name}' ({decl.source}) {msg}")
         for value, unknown in sorted(rep.unknown_values.items()):
             kind = "category id" if decl.format != "semantic-png" else "on-disk value"
             rep.problems.append(

@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 
 from babelseg.data.sample import Annotation, Task
+from babelseg.labels.text_files import read_text_file
 
 FORMATS = ("semantic-png", "coco-panoptic", "coco-instances")
 SPLIT_KEYS = {
@@ -196,7 +197,7 @@ def load_declarations(path: str | Path) -> dict[str, DatasetDecl]:
             "`babelseg synth --out DIR` or write a datasets.yaml (see README)."
         )
     try:
-        data = yaml.safe_load(p.read_text())
+        data = yaml.safe_load(read_text_file(p, what="dataset declarations"))
     except yaml.YAMLError as e:
         raise ValueError(f"{p} is not valid YAML: {e}") from e
     if not isinstance(data, Mapping) or not isinstance(data.get("datasets"), list):

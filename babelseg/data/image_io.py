@@ -14,12 +14,16 @@ panoptic format, whose RGB colours encode segment ids, is read by :func:`read_pa
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from babelseg.data.image_limits import check_image_pixels, max_image_pixels
+
 _GREY_MODES = {"L", "1", "I;16", "I;16L", "I;16B", "I;16N", "I", "P"}
+_WIDE_GREY_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
 _EXIF_ORIENTATION = 0x0112
 _SWAPPING_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that rotate by 90 degrees
 
@@ -32,12 +36,26 @@ def _open(path: str | Path) -> Image.Image:
             "or run `babelseg datasets check` to list every missing file."
         )
     try:
-        return Image.open(p)
+        with warnings.catch_warnings():  # the limit below decides, not Pillow's warning
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(p)
+    except Image.DecompressionBombError as e:
+        raise ValueError(
+            f"{p} is a decompression bomb or a very large image ({e}). If the file is genuine, "
+            "raise the limit (data.max_image_pixels=N in a run config, --max-pixels N for "
+            f"`babelseg predict`; now {max_image_pixels():,} pixels); otherwise remove it."
+        ) from None
     except (UnidentifiedImageError, OSError) as e:
         raise ValueError(
             f"Cannot read {p} as an image ({e}). Re-download or re-export the file, or remove it "
             "from the split."
         ) from e
+    try:
+        check_image_pixels(p, *im.size)
+    except ValueError:
+        im.close()
+        raise
+    return im
 
 
 def _load(im: Image.Image, path: str | Path) -> None:
@@ -57,17 +75,39 @@ def read_rgb(path: str | Path) -> np.ndarray:
     Args:
         path: Image file (any format Pillow reads: JPEG, PNG, ...).
     Returns:
-        ``uint8[H, W, 3]`` RGB pixels (grey and palette images are expanded, alpha dropped).
+        ``uint8[H, W, 3]`` RGB pixels (grey and palette images are expanded, alpha dropped;
+        16-bit grey is scaled from 0..65535 to 0..255, never clipped).
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: the file is not a readable image.
+        ValueError: the file is not a readable image, declares more pixels than the limit of
+            :mod:`babelseg.data.image_limits`, or holds float pixels.
     """
     with _open(path) as im:
         _load(im, path)
         im = ImageOps.exif_transpose(im)
+        if im.mode in _WIDE_GREY_MODES:
+            grey = _wide_grey_to_uint8(np.asarray(im), path)
+            return np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))
+        if im.mode == "F":
+            raise ValueError(
+                f"{path} holds floating-point pixels (mode 'F'), which have no fixed range to "
+                "scale to 8 bits; save it as an 8-bit or 16-bit image."
+            )
         if im.mode != "RGB":
             im = im.convert("RGB")
         return np.ascontiguousarray(np.asarray(im, dtype=np.uint8))
+
+
+def _wide_grey_to_uint8(values: np.ndarray, path: str | Path) -> np.ndarray:
+    """16-bit (or 32-bit integer holding 16-bit) grey pixels scaled to ``uint8`` (0..65535 ->
+    0..255, rounded); Pillow's ``convert("RGB")`` would clip them instead."""
+    if values.size and (int(values.min()) < 0 or int(values.max()) > 65535):
+        raise ValueError(
+            f"{path} holds grey values {int(values.min())}..{int(values.max())}, outside the "
+            "16-bit range 0..65535; save it as an 8-bit or 16-bit image."
+        )
+    scaled = (values.astype(np.uint32) * 255 + 32767) // 65535
+    return scaled.astype(np.uint8)
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
@@ -88,6 +128,20 @@ def image_size(path: str | Path) -> tuple[int, int]:
     if orientation in _SWAPPING_ORIENTATIONS:
         h, w = w, h
     return int(h), int(w)
+
+
+def decoded_size(path: str | Path) -> tuple[int, int]:
+    """``(height, width)`` of an image after decoding all of its pixels, as training does, so
+    that a truncated or damaged file is found (``babelseg datasets check``).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file is not a readable image, is damaged or truncated, or is too large.
+    """
+    size = image_size(path)
+    with _open(path) as im:
+        _load(im, path)
+    return size
 
 
 def read_label_png(path: str | Path) -> np.ndarray:

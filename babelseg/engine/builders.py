@@ -17,6 +17,7 @@ from babelseg.data.declaration import DatasetDecl
 from babelseg.data.readers import make_reader
 from babelseg.data.sampler import MultiDatasetBatchSampler
 from babelseg.data.torch_dataset import AugmentedDataset, MultiDataset
+from babelseg.data.workers import WorkerInit
 from babelseg.engine.config import Config, LabelsConfig
 from babelseg.labels.cache import CachedTextEncoder, EmbeddingCache
 from babelseg.labels.encoders.base import TextEncoder
@@ -183,6 +184,7 @@ def build_train_loader(
         num_workers=cfg.data.num_workers,
         persistent_workers=cfg.data.num_workers > 0,
         prefetch_factor=4 if cfg.data.num_workers > 0 else None,
+        worker_init_fn=WorkerInit(),  # workers die with this process, same image pixel limit
         # its own generator: starting the iterator must not draw from the global one, or a
         # resumed run's later random numbers would differ from the uninterrupted run's
         generator=torch.Generator().manual_seed(cfg.train.seed),

@@ -6,8 +6,9 @@ stored once, as ``safetensors.torch.save_model`` does), ``optimizer.safetensors`
 generator states, ``uint8``), optional ``extra.safetensors`` (caller tensors, e.g. label-space text
 embeddings) and ``state.safetensors`` (tensors inside the caller or scheduler state), and, written
 last, ``state.json`` (step, optimizer param groups and non-tensor state, scheduler state, python
-and numpy RNG states, caller state, byte size of every file); tensors inside it are references
-(``{"__tensor__": name}``), and tuples and non-string dict keys are tagged so they come back.
+and numpy RNG states, caller state, byte size and SHA-256 of every file, checked on load);
+tensors inside it are references (``{"__tensor__": name}``), and tuples and non-string dict keys
+are tagged so they come back.
 
 Everything is written to ``ckpt_<step>.tmp-<pid>`` (files fsynced), renamed to its final name,
 then ``<directory>/latest`` (the newest checkpoint's name) is replaced atomically: a crash at any
@@ -34,6 +35,7 @@ from torch import nn
 
 from babelseg.engine.checkpoint_codec import decode_state, encode_state
 from babelseg.engine.distributed import unwrap_model
+from babelseg.engine.integrity import DIGEST_KEY, file_digests, verify_file_digests
 
 FORMAT, VERSION = "babelseg-checkpoint", 1
 LATEST_FILE, STATE_FILE, MODEL_FILE = "latest", "state.json", "model.safetensors"
@@ -155,6 +157,7 @@ def save_checkpoint(
     extra_tensors: dict[str, torch.Tensor] | None = None,
     state: dict[str, Any] | None = None,
     keep_last: int = 2,
+    keep: Path | None = None,
 ) -> Path:
     """Write ``directory/ckpt_<step:07d>/`` atomically, point ``directory/latest`` at it, and
     return that folder. ValueError for ``keep_last`` < 1, a negative step, or a value in ``state``
@@ -169,6 +172,7 @@ def save_checkpoint(
         extra_tensors: Named tensors (any shapes) kept with the weights.
         state: Caller data: JSON-like values and tensors (e.g. the resolved config).
         keep_last: Checkpoints to keep (>= 1); older ones are deleted once this one is in place.
+        keep: A checkpoint the rotation never deletes (the last one known good).
     """
     if keep_last < 1 or step < 0:
         raise ValueError(f"Need keep_last >= 1 and step >= 0, got {keep_last} and {step}.")
@@ -203,6 +207,7 @@ def save_checkpoint(
             _write_tensors(tmp / file, tensors)
             files.append(file)
     meta["files"] = {f: (tmp / f).stat().st_size for f in files}
+    meta[DIGEST_KEY] = file_digests(tmp, files)  # checked on load: catches bit-rot
     _write_text(tmp / STATE_FILE, json.dumps(meta, indent=1))
     _fsync(tmp)
     if final.exists():  # saving a step again: swap the old one out, delete it at the end
@@ -214,7 +219,7 @@ def save_checkpoint(
     _fsync(directory)
     shutil.rmtree(old, ignore_errors=True)
     for stale in list_checkpoints(directory)[:-keep_last]:
-        if stale != final:
+        if stale != final and (keep is None or stale.resolve() != Path(keep).resolve()):
             shutil.rmtree(stale, ignore_errors=True)
     return final
 
@@ -253,6 +258,7 @@ def _read_meta(ckpt: Path) -> dict[str, Any]:
                 f"Checkpoint file {path} is truncated or corrupt ({path.stat().st_size} bytes, "
                 f"{size} written). {_previous_hint(ckpt)}"
             )
+    verify_file_digests(ckpt, meta, hint=_previous_hint(ckpt))
     return meta
 
 

@@ -16,6 +16,8 @@ from typing import Any
 import yaml
 from omegaconf import OmegaConf
 
+from babelseg.data.image_limits import DEFAULT_MAX_IMAGE_PIXELS
+from babelseg.labels.text_files import read_text_file
 from babelseg.models.config import ModelConfig
 from babelseg.recipes.catalog import RecipeConfig
 
@@ -38,6 +40,8 @@ class DataConfig:
             (dataset-aware, LMSeg); False gives every dataset the default pipeline (ablation).
         shared_augmentation: With ``dataset_augmentation: false``, one pipeline for all: a
             mapping, or ``union`` of the datasets' own (LMSeg's baseline without DAA).
+        max_image_pixels: Largest image (width x height) read; a larger one (or a
+            decompression bomb) is an error naming the file.
     """
 
     datasets_yaml: str = "sw/datasets.yaml"
@@ -52,6 +56,12 @@ class DataConfig:
     num_workers: int = 1
     dataset_augmentation: bool = True
     shared_augmentation: Any = None
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+
+    def __post_init__(self) -> None:
+        for key, low in (("batch_size", 1), ("num_workers", 0), ("max_image_pixels", 1)):
+            if getattr(self, key) < low:
+                raise ValueError(f"data.{key} must be >= {low}, got {getattr(self, key)}.")
 
 
 @dataclass
@@ -115,6 +125,17 @@ class TrainConfig:
     threads: int = 0
     init_from: str | None = None
     freeze_backbone: bool = False
+
+    def __post_init__(self) -> None:
+        """Refuse counts that would only fail later (a division by zero at the first log line,
+        or the first save), when the config loads."""
+        for key in ("steps", "checkpoint_every", "log_every", "keep_last"):
+            value = getattr(self, key)
+            if value < 1:
+                raise ValueError(
+                    f"train.{key} must be >= 1, got {value}; e.g. train.{key}="
+                    f"{default_value(TrainConfig, key)}."
+                )
 
 
 @dataclass
@@ -193,7 +214,7 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
         if not p.is_file():
             raise FileNotFoundError(f"Config file not found: {p}. See configs/ for examples.")
         try:
-            data = yaml.safe_load(p.read_text()) or {}
+            data = yaml.safe_load(read_text_file(p, what="config")) or {}
         except yaml.YAMLError as e:
             raise ValueError(f"{p} is not valid YAML: {e}") from e
         if not isinstance(data, Mapping):

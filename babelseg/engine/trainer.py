@@ -16,6 +16,7 @@ import torch
 
 from babelseg.data.collate import Batch
 from babelseg.data.declaration import load_declarations
+from babelseg.data.image_limits import set_max_image_pixels
 from babelseg.data.label_source import resolve_label_space
 from babelseg.engine import checkpoint as ckpt
 from babelseg.engine.builders import (
@@ -35,15 +36,13 @@ from babelseg.engine.distributed import (
     init_distributed,
     wrap_ddp,
 )
+from babelseg.engine.divergence import GoodCheckpoints, TrainingDiverged, all_finite, weight_norm
 from babelseg.engine.init_from import load_network_weights
 from babelseg.engine.portable_backbone import STATE_KEY, portable_model_config
 from babelseg.engine.progress import Progress, progress_style
+from babelseg.engine.run_folder import prepare_run_folder
 from babelseg.engine.run_log import RunLogger, save_resolved_config
 from babelseg.engine.schedule import build_poly_scheduler
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the run stopped without saving the bad state."""
 
 
 @dataclass
@@ -131,13 +130,23 @@ class Trainer:
         show_progress: Rank 0 shows a progress bar (True), nothing (False), or by default a bar
             on a terminal and a plain line every ``train.log_every`` steps and at each
             checkpoint when stderr is a file or pipe (batch jobs).
+        overwrite: A fresh run may clear an earlier run in ``cfg.run_dir`` (else it refuses).
     """
 
-    def __init__(self, cfg: Config, *, resume: bool = False, show_progress: bool | None = None):
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        resume: bool = False,
+        show_progress: bool | None = None,
+        overwrite: bool = False,
+    ):
         self.cfg = cfg
         self.resume = resume
         self.ctx: DistributedContext = init_distributed(cfg.train.device)
         self.run_dir = Path(cfg.run_dir)
+        if not resume:  # a fresh run never mixes with an earlier run's files
+            prepare_run_folder(self.run_dir, overwrite=overwrite, clear=self.ctx.is_main)
         self.progress_style = progress_style(show_progress) if self.ctx.is_main else "off"
 
     # ------------------------------------------------------------------ set-up
@@ -147,6 +156,7 @@ class Trainer:
         cfg = self.cfg
         if cfg.train.threads > 0:
             torch.set_num_threads(cfg.train.threads)
+        set_max_image_pixels(cfg.data.max_image_pixels)
         _seed_everything(cfg.train.seed)
         self._setup_labels()
         self._setup_recipe()
@@ -274,7 +284,9 @@ class Trainer:
         self._set_train_mode(was_training)
         return {n: t.detach().float().cpu() for n, t in texts.items()}
 
-    def _save(self, step: int) -> Path | None:
+    def _save(self, step: int, good: GoodCheckpoints) -> Path | None:
+        if not all_finite(self.recipe.parameters()):  # never write weights that are not numbers
+            raise TrainingDiverged(good.message(loss=float("nan"), step=step, datasets=[]))
         path = None
         if self.ctx.is_main:
             path = ckpt.save_checkpoint(
@@ -286,6 +298,7 @@ class Trainer:
                 extra_tensors={f"text/{n}": t for n, t in self._exported_texts().items()},
                 state=self._checkpoint_state(),
                 keep_last=self.cfg.train.keep_last,
+                keep=good.last_good,
             )
         return path
 
@@ -296,6 +309,7 @@ class Trainer:
         cfg, ctx = self.cfg, self.ctx
         total = cfg.train.steps
         last_ckpt: Path | None = ckpt.latest_checkpoint(self.run_dir) if self.resume else None
+        good = GoodCheckpoints(resumed_from=last_ckpt)
         bar = Progress(
             total=total,
             initial=self.start_step,
@@ -315,18 +329,9 @@ class Trainer:
                 with _autocast(cfg, self.device):
                     output = self._forward(batch, step_texts := self._step_texts())
                     result = self.recipe.loss(output, batch, step_texts, normalisers=normalisers)
-                # every rank must agree, or the healthy ones would wait forever in all-reduce
-                finite = torch.isfinite(result.total.detach()).float()
-                all_reduce_sum_(finite)
-                if float(finite) < ctx.world_size:
-                    bad = [n for n, v in result.per_dataset.items() if not torch.isfinite(v)]
-                    good = last_ckpt or "none (none saved yet)"
-                    raise TrainingDiverged(
-                        f"Loss became {float(result.total.detach())} at step {step + 1} "
-                        f"(dataset(s) {bad or sorted(result.per_dataset)}). Nothing was saved for "
-                        f"this step; the last good checkpoint is {good}. "
-                        "Lower train.lr or check those datasets with `babelseg datasets check`."
-                    )
+                good.check_loss(
+                    result.total, result.per_dataset, step=step + 1, world_size=ctx.world_size
+                )
                 self.optimizer.zero_grad(set_to_none=True)
                 result.total.backward()
                 grad_norm = (
@@ -334,7 +339,9 @@ class Trainer:
                     if cfg.train.grad_clip > 0
                     else torch.tensor(0.0)
                 )
+                norm_before = weight_norm(self.recipe.parameters())
                 self.optimizer.step()
+                good.step_taken(norm_before, weight_norm(self.recipe.parameters()))
                 self.scheduler.step()
                 self.recipe.on_step_end(step)
                 done = step + 1
@@ -357,7 +364,8 @@ class Trainer:
                     bar.set_values(loss=loss_value, lr=lr, images_per_s=ips)
                 bar.update(1)
                 if done % cfg.train.checkpoint_every == 0 or done == total:
-                    saved = self._save(done)
+                    saved = self._save(done, good)
+                    good.saved(saved)
                     last_ckpt = saved or last_ckpt
                     if saved is not None:
                         bar.note(f"checkpoint at step {done}: {saved}")
@@ -372,10 +380,17 @@ class Trainer:
         cleanup()
 
 
-def train(cfg: Config, *, resume: bool = False, show_progress: bool | None = None) -> TrainResult:
-    """Train a config to the end (library entry point of ``babelseg train``)."""
+def train(
+    cfg: Config,
+    *,
+    resume: bool = False,
+    show_progress: bool | None = None,
+    overwrite: bool = False,
+) -> TrainResult:
+    """Train a config to the end (library entry point of ``babelseg train``); a fresh run into
+    a folder holding an earlier run needs ``overwrite=True`` (see ``engine.run_folder``)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    trainer = Trainer(cfg, resume=resume, show_progress=show_progress)
+    trainer = Trainer(cfg, resume=resume, show_progress=show_progress, overwrite=overwrite)
     try:
         return trainer.train()
     finally:

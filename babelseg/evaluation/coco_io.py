@@ -24,6 +24,7 @@ from PIL import Image
 
 from babelseg.data.image_io import read_panoptic_png
 from babelseg.data.json_file import load_json as _reader_load_json
+from babelseg.inference.atomic_files import save_image_atomic
 
 VOID = 0
 """Segment id of unlabelled pixels in COCO panoptic PNGs."""
@@ -108,8 +109,7 @@ def write_panoptic_png(path: str | Path, ids: np.ndarray) -> Path:
     """Write ``int[H, W]`` segment ids as a COCO panoptic RGB PNG; returns the path."""
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(id_to_rgb(ids)).save(dest)
-    return dest
+    return save_image_atomic(Image.fromarray(id_to_rgb(ids)), dest, format="PNG")
 
 
 def segment_stats(ids: np.ndarray, segment_id: int) -> tuple[int, list[int]]:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from babelseg.inference.atomic_files import save_image_atomic
 from babelseg.labels.space import IGNORE_INDEX, MAX_DISK_VALUE, LabelSpace
 
 
@@ -117,8 +118,7 @@ def write_label_png(path: str | Path, label_map: Any, *, palette: np.ndarray | N
             img.putpalette(full.ravel().tolist())  # L + putpalette -> mode P, values kept
     else:
         img = Image.fromarray(arr.astype(np.uint16))
-    img.save(dest, format="PNG")
-    return dest
+    return save_image_atomic(img, dest, format="PNG")
 
 
 def read_label_values(path: str | Path) -> np.ndarray:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from babelseg.data.collate import normalize_image
 from babelseg.engine import checkpoint as ckpt
@@ -21,90 +20,16 @@ from babelseg.engine.builders import (
 )
 from babelseg.engine.config import Config, config_from_dict
 from babelseg.engine.portable_backbone import config_for_loading
+from babelseg.inference.output_rows import output_rows, output_size
+from babelseg.inference.score_bands import (  # noqa: F401  (re-exported)
+    labels_at_full_resolution,
+    labels_in_bands,
+)
 from babelseg.labels.encoders.base import TextEncoder
 from babelseg.labels.space import LabelSpace
 from babelseg.labels.texts import label_texts
 from babelseg.models.segments import InstancePrediction, PanopticPrediction
 from babelseg.recipes.base import Recipe
-
-
-def _bilinear_taps(n_in: int, n_out: int, device: torch.device):
-    """Source indices and weights of ``interpolate(mode="bilinear", align_corners=False)``.
-
-    Returns:
-        ``(i0 int64[n_out], i1 int64[n_out], w1 float[n_out])``: output j reads
-        ``(1 - w1) * x[i0] + w1 * x[i1]``.
-    """
-    src = ((torch.arange(n_out, device=device) + 0.5) * (n_in / n_out) - 0.5).clamp(min=0.0)
-    i0 = src.floor().long().clamp(max=n_in - 1)
-    i1 = (i0 + 1).clamp(max=n_in - 1)
-    return i0, i1, src - i0
-
-
-def labels_at_full_resolution(
-    logits: torch.Tensor,
-    size: tuple[int, int],
-    *,
-    per_pixel: int = 4,
-    full_below: int = 64,
-    exact: bool = False,
-) -> torch.Tensor:
-    """Arg-max labels at ``size`` from low-resolution logits, for any vocabulary size.
-
-    Up to ``full_below`` classes: ``interpolate(logits, size, bilinear).argmax``, exactly.
-    Beyond: each output pixel is a convex combination of 4 low-resolution pixels, so only the
-    classes in those pixels' top ``per_pixel`` lists are scored there; the result is certified
-    equal to the full computation wherever the best score reaches the bound
-    ``sum_i w_i * (per_pixel-th largest logit at pixel i)`` that no other class can beat.
-    Where it does not (near-ties, e.g. near-synonyms in a huge vocabulary) the best candidate
-    is kept, or, with ``exact=True``, the pixel is scored over all K classes (slow when ties
-    are common). The cost after the low-resolution matmul barely grows with K.
-
-    Args:
-        logits: ``float[h, w, K]``, pixel-major (``semantic_logits(..., pixel_major=True)``).
-        size: ``(H, W)`` output size.
-        per_pixel: Classes kept per low-resolution pixel.
-        full_below: Vocabulary size up to which all K maps are upsampled.
-        exact: Score uncertified pixels over all classes.
-    Returns:
-        ``int64[H, W]`` class indices into the K classes.
-    """
-    logits = logits.float()
-    h, w, k = logits.shape
-    big_h, big_w = int(size[0]), int(size[1])
-    if k <= max(full_below, 2 * per_pixel):
-        maps = logits.permute(2, 0, 1)[None]
-        up = F.interpolate(maps, size=(big_h, big_w), mode="bilinear", align_corners=False)
-        return up[0].argmax(0)
-    top_val, top_idx = logits.topk(per_pixel, dim=-1)  # [h, w, P], contiguous over classes
-    top_val, top_idx = top_val.permute(2, 0, 1), top_idx.permute(2, 0, 1)  # [P, h, w]
-    y0, y1, wy = _bilinear_taps(h, big_h, logits.device)
-    x0, x1, wx = _bilinear_taps(w, big_w, logits.device)
-    taps = [
-        (y0[:, None], x0[None, :], (1 - wy)[:, None] * (1 - wx)[None, :]),
-        (y0[:, None], x1[None, :], (1 - wy)[:, None] * wx[None, :]),
-        (y1[:, None], x0[None, :], wy[:, None] * (1 - wx)[None, :]),
-        (y1[:, None], x1[None, :], wy[:, None] * wx[None, :]),
-    ]
-    # candidates of each output pixel: the 4 neighbours' top lists -> [4P, H, W]
-    cand = torch.cat([top_idx[:, ty, tx] for ty, tx, _ in taps], dim=0)
-    score = torch.zeros(cand.shape, dtype=logits.dtype, device=logits.device)
-    bound = torch.zeros((big_h, big_w), dtype=logits.dtype, device=logits.device)
-    for ty, tx, tw in taps:
-        score += tw * logits[ty.expand(big_h, big_w), tx.expand(big_h, big_w), cand]
-        bound += tw * top_val[-1, ty, tx]
-    best, where = score.max(dim=0)
-    labels = cand.gather(0, where[None])[0]
-    if not exact:
-        return labels
-    unsure = torch.nonzero(best < bound)
-    chunk = max(1, (1 << 24) // k)  # ~64 MB of scores per chunk
-    for start in range(0, len(unsure), chunk):
-        ys, xs = unsure[start : start + chunk].unbind(1)
-        full = sum(tw[ys, xs, None] * logits[ty[ys, 0], tx[0, xs]] for ty, tx, tw in taps)
-        labels[ys, xs] = full.argmax(1)
-    return labels
-
 
 TASKS = ("semantic", "panoptic", "instances")
 """What :meth:`Predictor.predict_tasks` can predict."""
@@ -137,6 +62,8 @@ class Predictor:
         train_datasets: The datasets the checkpoint was trained on (their names are passed to
             the recipe as ``dataset=``, for per-dataset classifiers or mappings).
         device: Where to run.
+        memory_budget: Bytes of class scores held at once when labelling an image: the scores
+            are computed in bands of rows (10,000 labels on a 6000 x 4000 image).
     """
 
     def __init__(
@@ -149,6 +76,7 @@ class Predictor:
         heldout: dict[str, bool] | None = None,
         train_datasets: Sequence[str] = (),
         device: str = "cpu",
+        memory_budget: int = 1 << 28,
     ) -> None:
         self.recipe = recipe.eval().to(device)
         self.cfg = cfg
@@ -159,6 +87,7 @@ class Predictor:
         self.device = torch.device(device)
         self._encoder: TextEncoder | None = None
         self._vocab_cache: OrderedDict[tuple[str, ...], torch.Tensor] = OrderedDict()
+        self.memory_budget = int(memory_budget)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, device: str = "cpu") -> Predictor:
@@ -261,6 +190,24 @@ class Predictor:
             return self.recipe(x, texts=[text])
         return self.recipe(x)
 
+    def _semantic_labels(
+        self, out, text: torch.Tensor, size: tuple[int, int], dataset: str | None
+    ) -> torch.Tensor:
+        """``int64[H, W]`` labels, the scores computed in bands of rows whose memory stays
+        within ``self.memory_budget`` bytes (10,000 labels on a 6000 x 4000 image)."""
+
+        def scores_of_rows(r0: int, r1: int) -> torch.Tensor:
+            rows = output_rows(out, r0, r1)
+            return self.recipe.semantic_logits(rows, text, dataset=dataset, pixel_major=True)[0]
+
+        return labels_in_bands(
+            scores_of_rows,
+            output_size(out),
+            size,
+            len(text),
+            budget_bytes=self.memory_budget,
+        )
+
     @torch.inference_mode()
     def logits(
         self, image: np.ndarray, text_embeddings: torch.Tensor, *, dataset: str | None = None
@@ -353,8 +300,7 @@ class Predictor:
         size = (int(image.shape[0]), int(image.shape[1]))
         result = TaskPredictions()
         if "semantic" in tasks:
-            scores = self.recipe.semantic_logits(out, text, dataset=dataset, pixel_major=True)
-            result.semantic = labels_at_full_resolution(scores[0], size).cpu().numpy()
+            result.semantic = self._semantic_labels(out, text, size, dataset).numpy()
         if "panoptic" in tasks:
             if is_thing is None:
                 raise ValueError("Panoptic prediction needs is_thing (bool[K]) of the classes.")

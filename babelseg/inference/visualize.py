@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
+from babelseg.inference.atomic_files import save_image_atomic
 from babelseg.labels.space import IGNORE_INDEX
 
 BOUNDARY_COLOR = (255, 255, 255)
@@ -238,5 +239,4 @@ def save_overlay(path: str | Path, image: Any, label_map: Any, **kwargs: Any) ->
     """
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(overlay(image, label_map, **kwargs)).save(dest)
-    return dest
+    return save_image_atomic(Image.fromarray(overlay(image, label_map, **kwargs)), dest)

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from babelseg.labels.text_files import read_text_file
+
 IGNORE_INDEX = 255
 """Class index of pixels that carry no label (in every label space)."""
 
@@ -257,11 +259,10 @@ class LabelSpace:
         p = Path(path)
         if not p.is_file():
             raise FileNotFoundError(f"Label space file not found: {p}. Check the path.")
-        with p.open() as f:
-            try:
-                data = yaml.safe_load(f)
-            except yaml.YAMLError as e:
-                raise ValueError(f"{p} is not valid YAML: {e}") from e
+        try:
+            data = yaml.safe_load(read_text_file(p, what="label space"))
+        except yaml.YAMLError as e:
+            raise ValueError(f"{p} is not valid YAML: {e}") from e
         return cls.from_dict(data, name=name or p.stem, source=str(p))
 
     def to_dict(self) -> dict[str, Any]:

@@ -125,6 +125,33 @@ def has_segmentation(ann: Mapping[str, Any]) -> bool:
     return bool(segm) and (isinstance(segm, list) or isinstance(segm, Mapping))
 
 
+def rle_runs(counts: Any) -> list[int] | None:
+    """The run lengths of RLE ``counts``: an uncompressed list, or COCO's compressed string
+    (decoded as pycocotools' ``rleFrString`` does); None when ``counts`` is neither. pycocotools
+    decodes runs that do not add up to the mask size into garbage, so they are checked first."""
+    if isinstance(counts, list):
+        return [int(c) for c in counts] if all(isinstance(c, int) for c in counts) else None
+    if isinstance(counts, str):
+        counts = counts.encode("ascii", "replace")
+    if not isinstance(counts, bytes):
+        return None
+    runs: list[int] = []
+    p = 0
+    while p < len(counts):
+        x, k, more = 0, 0, True
+        while more:
+            if p >= len(counts) or not 48 <= counts[p] < 48 + 64:
+                return None
+            c = counts[p] - 48
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            p, k = p + 1, k + 1
+            if not more and c & 0x10:
+                x |= -1 << (5 * k)
+        runs.append(x + runs[-2] if len(runs) > 2 else x)
+    return runs
+
+
 def segmentation_problem(segm: Any, height: int, width: int) -> str | None:
     """Why a COCO segmentation cannot be decoded at ``height x width``, or None when it can."""
     if isinstance(segm, list):
@@ -140,6 +167,14 @@ def segmentation_problem(segm: Any, height: int, width: int) -> str | None:
             return "has an RLE without 'size' [h, w] and 'counts'"
         if [int(size[0]), int(size[1])] != [height, width]:
             return f"has an RLE of size {size[0]}x{size[1]} (HxW) on a {height}x{width} image"
+        runs = rle_runs(counts)
+        if runs is None:
+            return "has RLE counts that are not a list of integers or a COCO-compressed string"
+        if any(r < 0 for r in runs) or sum(runs) != height * width:
+            return (
+                f"has RLE counts covering {sum(runs)} pixels (or a negative run), not the "
+                f"{height}x{width} = {height * width} of its size"
+            )
         return None
     return f"has a segmentation of type {type(segm).__name__} (expected polygons or RLE)"
 

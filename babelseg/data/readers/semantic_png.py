@@ -48,6 +48,7 @@ from babelseg.data.label_encoding import label_decoder
 from babelseg.data.readers.base import DatasetReader
 from babelseg.data.sample import Sample
 from babelseg.labels.space import IGNORE_INDEX, MAX_DISK_VALUE, LabelSpace
+from babelseg.labels.text_files import read_text_file
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 OPTION_KEYS = (
@@ -141,7 +142,7 @@ def _wanted_ids(
         )
     return [
         line.strip()
-        for line in split_file.read_text().splitlines()
+        for line in read_text_file(split_file, what="split file").splitlines()
         if line.strip() and not line.strip().startswith("#")
     ]
 

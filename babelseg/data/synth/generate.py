@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import shutil
 import sys
 import time
@@ -28,12 +29,16 @@ from tqdm import tqdm
 
 from babelseg.data.synth.readme import readme_text
 from babelseg.data.synth.sample import render_sample, split_paths, write_sample
+from babelseg.data.synth.schema import is_path_component
 from babelseg.data.synth.views import DatasetView
 from babelseg.data.synth.world import World
 from babelseg.data.synth.world_yaml import load_world
 from babelseg.data.synth.writers import coco_categories, write_json, write_label_space
+from babelseg.data.workers import die_with_parent
 
 TOP_FILES = ("datasets.yaml", "relations.json", "world.yaml", "README.md")
+MARKER = ".babelseg-synth"
+"""Written into every dataset folder ``synth`` creates: only such folders are ever deleted."""
 
 
 @dataclass
@@ -64,8 +69,10 @@ class GenerationSummary:
 _STATE: dict[str, Any] = {}
 
 
-def _init_worker(world: World, out_dir: str, seed: int, scale: str) -> None:
+def _init_worker(world: World, out_dir: str, seed: int, scale: str, parent_pid: int) -> None:
     import cv2
+
+    die_with_parent(parent_pid)  # a killed `synth` leaves no worker writing on
 
     cv2.setNumThreads(1)
     _STATE.update(world=world, out=Path(out_dir), seed=seed, scale=scale)
@@ -82,6 +89,13 @@ def _work(task: tuple[int, str, int]) -> dict[str, Any]:
 
 
 def _prepare(out: Path, world: World, overwrite: bool) -> None:
+    """Make ``out`` ready: remove what a previous ``synth`` wrote there, and nothing else.
+
+    Only folders directly inside ``out`` that carry the marker file a previous run wrote are
+    deleted (never a symlink, never a name with a path separator or ``..``, whatever a stale
+    ``relations.json`` lists); a dataset folder the world needs that is there without the
+    marker is an error.
+    """
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; give a folder.")
     if out.is_dir() and any(out.iterdir()):
@@ -95,13 +109,26 @@ def _prepare(out: Path, world: World, overwrite: bool) -> None:
         if previous.is_file():
             try:
                 names |= set(json.loads(previous.read_text()).get("datasets", {}))
-            except (json.JSONDecodeError, AttributeError):
+            except (json.JSONDecodeError, AttributeError, UnicodeDecodeError):
                 pass
-        for name in sorted(names):
-            if (out / name).is_dir():
-                shutil.rmtree(out / name)
+        for name in sorted(n for n in names if is_path_component(n)):
+            folder = out / name
+            if folder.is_dir() and not folder.is_symlink() and (folder / MARKER).is_file():
+                shutil.rmtree(folder)
         for f in TOP_FILES:
-            (out / f).unlink(missing_ok=True)
+            if (out / f).is_file() or (out / f).is_symlink():
+                (out / f).unlink()
+    for view in world.datasets:
+        if not is_path_component(view.name):
+            raise ValueError(
+                f"Dataset name {view.name!r} becomes a folder inside --out, so it must be one "
+                "path component (no '/', '\\', ':', '.' or '..'); rename it in the world."
+            )
+        if os.path.lexists(out / view.name):
+            raise ValueError(
+                f"{out / view.name} exists and was not written by `babelseg synth` (no {MARKER} "
+                f"file inside); move it away or choose another --out."
+            )
     out.mkdir(parents=True, exist_ok=True)
 
 
@@ -156,7 +183,10 @@ def _run(
     ctx = multiprocessing.get_context("spawn")
     chunk = max(1, min(16, len(tasks) // (workers * 8)))
     with ProcessPoolExecutor(
-        workers, mp_context=ctx, initializer=_init_worker, initargs=(world, str(out), seed, scale)
+        workers,
+        mp_context=ctx,
+        initializer=_init_worker,
+        initargs=(world, str(out), seed, scale, os.getpid()),
     ) as pool:
         yield from pool.map(_work, tasks, chunksize=chunk)
 
@@ -201,6 +231,8 @@ def generate(
     summary = GenerationSummary(out_dir=out, seconds=0.0)
     records: dict[tuple[int, str], list[dict]] = {}
     for view in world.datasets:
+        (out / view.name).mkdir()
+        (out / view.name / MARKER).write_text("written by `babelseg synth`; deleted by it\n")
         write_label_space(out / view.name / "labels.yaml", view)
         summary.images[view.name] = {s: n for s, n in view.splits[scale].items() if n > 0}
         summary.label_images[view.name] = {lab: 0 for lab in view.label_names}

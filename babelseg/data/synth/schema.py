@@ -74,6 +74,25 @@ def get_str(data: Mapping, key: str, where: Where, default: Any = _REQUIRED) -> 
     return value.strip()
 
 
+def is_path_component(name: object) -> bool:
+    """Whether ``name`` is safe as ONE folder or file name: a non-empty string without path
+    separators, ``.``/``..``, a drive or NUL (so joining it to a folder stays inside it)."""
+    if not isinstance(name, str) or name in ("", ".", "..") or name != name.strip():
+        return False
+    return not any(c in name for c in ("/", "\\", "\x00", ":"))
+
+
+def get_path_component(data: Mapping, key: str, where: Where) -> str:
+    """A required string that becomes a folder name (see :func:`is_path_component`)."""
+    value = get_str(data, key, where)
+    if not is_path_component(value):
+        raise (where / key).error(
+            f"{value!r} becomes a folder name, so it must be one path component: no '/', '\\', "
+            "':', and not '.' or '..'. Rename it."
+        )
+    return value
+
+
 def get_choice(
     data: Mapping, key: str, choices: Iterable[str], where: Where, default: Any = _REQUIRED
 ) -> str:

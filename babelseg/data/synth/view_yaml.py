@@ -16,9 +16,11 @@ from babelseg.data.synth.schema import (
     get_choice,
     get_names,
     get_number,
+    get_path_component,
     get_range,
     get_str,
     get_vector,
+    is_path_component,
     suggest,
 )
 from babelseg.data.synth.views import (
@@ -202,6 +204,12 @@ def _parse_splits(data: Any, where: Where, scales: list[str]) -> dict[str, dict[
         sw = where / scale
         if not isinstance(counts, Mapping) or not counts:
             raise sw.error("expected {split: number of images}.")
+        for s in counts:
+            if not is_path_component(str(s)):
+                raise (sw / str(s)).error(
+                    "a split name becomes a folder name: use one path component (no '/', "
+                    "'\\', ':', '.' or '..')."
+                )
         splits[scale] = {str(s): int(get_number(counts, s, sw, lo=0)) for s in counts}
     return splits
 
@@ -253,7 +261,7 @@ def parse_view(
         where,
         required=("name", "format", "scenes", "image_size", "taxonomy", "splits"),
     )
-    name = get_str(d, "name", where)
+    name = get_path_component(d, "name", where)
     fmt = get_choice(d, "format", FORMAT_TASKS, where)
     task = get_choice(d, "task", FORMAT_TASKS[fmt], where, default=FORMAT_TASKS[fmt][0])
     annotation = get_choice(d, "annotation", ANNOTATIONS, where, default="clean")

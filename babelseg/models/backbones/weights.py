@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
@@ -54,7 +55,14 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
         raise FileNotFoundError(f"Weights file not found: {path}")
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
-        return load_file(str(path), device="cpu")
+        try:
+            return load_file(str(path), device="cpu")
+        except (SafetensorError, OSError, RuntimeError) as error:
+            raise ValueError(
+                f"Weights file {path} is not a readable safetensors file ({error}): it is corrupt, "
+                "truncated, or another format under a .safetensors name (a PyTorch pickle: give "
+                "it its .pt/.pth name). Re-download or re-export it."
+            ) from None
     if suffix not in PICKLE_SUFFIXES:
         raise ValueError(
             f"Unsupported weights file {path}: expected .safetensors (or "
@@ -68,6 +76,11 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
             "run arbitrary code. Convert it to safetensors in a trusted environment (see "
             f"safetensors.torch.save_file). Details: {error}"
         ) from error
+    except (RuntimeError, EOFError, OSError, ValueError) as error:  # torn zip, not a pickle
+        raise ValueError(
+            f"Weights file {path} cannot be read as PyTorch weights ({error}): it is corrupt or "
+            "truncated. Re-download or re-export it."
+        ) from None
     for key in NESTED_KEYS:
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]

@@ -8,17 +8,11 @@ import pytest
 import torch
 
 from babelseg.losses.box_projection import box_projection_loss
-from babelseg.losses.mask import (
-    dice_loss,
-    pairwise_dice,
-    pairwise_sigmoid_ce,
-    pairwise_sigmoid_focal,
-    sigmoid_ce_loss,
-    sigmoid_focal_loss,
-)
+from babelseg.losses.mask import dice_loss, sigmoid_ce_loss, sigmoid_focal_loss
 from babelseg.losses.mask_criterion import LayerPrediction, MaskCriterion, target_counts
-from babelseg.losses.point_sampling import point_sample, uncertain_points
+from babelseg.matching.costs import pairwise_dice, pairwise_sigmoid_ce, pairwise_sigmoid_focal
 from babelseg.matching.hungarian import HungarianMatcher
+from babelseg.matching.point_sampling import point_sample, uncertain_points
 from babelseg.matching.targets import MaskTargets
 
 BIG = 30.0  # sigmoid(BIG) == 1 and sigmoid(-BIG) == 0 in float32 (to ~1e-13)

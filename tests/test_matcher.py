@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from babelseg.losses.box_projection import pairwise_box_projection_cost
+from babelseg.matching.costs import pairwise_box_projection_cost
 from babelseg.matching.hungarian import HungarianMatcher
 from babelseg.matching.targets import MaskTargets
 

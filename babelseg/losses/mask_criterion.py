@@ -26,8 +26,8 @@ import torch.nn.functional as F
 
 from babelseg.losses.box_projection import box_projection_loss
 from babelseg.losses.mask import dice_loss, sigmoid_ce_loss, sigmoid_focal_loss
-from babelseg.losses.point_sampling import point_sample, uncertain_points
 from babelseg.matching.hungarian import HungarianMatcher
+from babelseg.matching.point_sampling import point_sample, uncertain_points
 from babelseg.matching.targets import MaskTargets
 
 LOSS_KEYS = ("loss_class", "loss_mask", "loss_dice", "loss_projection")

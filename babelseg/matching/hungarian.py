@@ -12,9 +12,13 @@ from collections.abc import Sequence
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from babelseg.losses.box_projection import pairwise_box_projection_cost
-from babelseg.losses.mask import pairwise_dice, pairwise_sigmoid_ce, pairwise_sigmoid_focal
-from babelseg.losses.point_sampling import point_sample
+from babelseg.matching.costs import (
+    pairwise_box_projection_cost,
+    pairwise_dice,
+    pairwise_sigmoid_ce,
+    pairwise_sigmoid_focal,
+)
+from babelseg.matching.point_sampling import point_sample
 from babelseg.matching.targets import MaskTargets
 
 MASK_COSTS = ("ce", "focal")
@@ -27,7 +31,7 @@ class HungarianMatcher:
     mask targets, where the mask and dice costs are computed on the same ``num_points`` uniformly
     sampled points for every proposal and target of the image (so the cost does not grow with the
     image size), and ``class_weight * (-p) + projection_weight * projection cost`` for box-only
-    targets (:func:`~babelseg.losses.box_projection.pairwise_box_projection_cost` on the full mask
+    targets (:func:`~babelseg.matching.costs.pairwise_box_projection_cost` on the full mask
     logits). ``p`` is the softmax over the image's ``K + 1`` classes (last = no object).
 
     Args:

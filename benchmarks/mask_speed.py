@@ -92,7 +92,10 @@ def speed_comparison(
     )
     recipe = build_recipe(cfg, embed_dim=embed_dim, context=context)
     text = F.normalize(torch.randn(num_classes, embed_dim), dim=1)
-    batch_data = collate_samples(_samples(batch, size, num_classes, seed=0))
+    # targets built at collation, as the DataLoader workers build them in training
+    batch_data = collate_samples(
+        _samples(batch, size, num_classes, seed=0), targets=recipe.target_spec
+    )
     texts = {"bench": text}
 
     def ours_step() -> None:

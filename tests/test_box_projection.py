@@ -5,11 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from babelseg.losses.box_projection import (
-    box_profiles,
-    box_projection_loss,
-    pairwise_box_projection_cost,
-)
+from babelseg.losses.box_projection import box_projection_loss
+from babelseg.matching.costs import box_profiles, pairwise_box_projection_cost
 
 BIG = 30.0
 

@@ -86,14 +86,15 @@ def test_merge_classes_follow_the_task():
 
 
 class _Capture:
-    """Wraps the criterion and keeps the layer predictions it was given."""
+    """Wraps the criterion and records the match groups the recipe passes to it."""
 
     def __init__(self, criterion):
-        self.criterion, self.layers = criterion, []
+        self.criterion = criterion
+        self.groups = []
 
-    def __call__(self, layers, targets, **kwargs):
-        self.layers.append(layers)
-        return self.criterion(layers, targets, **kwargs)
+    def step(self, groups, targets, **kwargs):
+        self.groups.append(groups)
+        return self.criterion.step(groups, targets, **kwargs)
 
     def total(self, losses, normalisers):
         return self.criterion.total(losses, normalisers)
@@ -123,8 +124,12 @@ def test_loss_merges_the_right_classes(task, n_out, merged_max):
     batch = collate_samples([_sample(name, task, Annotation.CLEAN)])
     texts = {name: torch.eye(4)[:3]}
     recipe.loss(_hand_output(), batch, texts, normalisers=recipe.loss_counts(batch))
-    (layer,) = recipe.criterion.layers[0]
-    masks, logits = layer.mask_logits[0], layer.class_logits[0]
+    (group,) = recipe.criterion.groups[0]
+    masks, logits = group.mask_logits[0], group.class_logits[0]
+    if group.query_valid is not None:  # MERGE pads to Q + M proposals; the valid ones first
+        valid = group.query_valid[0]
+        assert bool(valid[: int(valid.sum())].all())
+        masks, logits = masks[valid], logits[valid]
     assert masks.shape[0] == logits.shape[0] == n_out
     out = _hand_output().mask_logits[0]
     union = torch.maximum(out[0], out[1])
@@ -142,10 +147,12 @@ def test_loss_merges_the_right_classes(task, n_out, merged_max):
 
 def test_box_only_targets_use_the_projection_loss():
     recipe = _recipe()
-    batch = collate_samples([_sample("box", Task.INSTANCE, Annotation.BOXES)])
-    (target,) = batch_targets(batch)
-    assert target.box_only and target.classes.tolist() == [1]  # the crowd box is left out
-    assert target.boxes.tolist() == [[1.0, 2.0, 5.0, 7.0]]  # image pixels / stride 4
+    samples = [_sample("box", Task.INSTANCE, Annotation.BOXES)]
+    batch = collate_samples(samples, targets=DaTaSegRecipe.target_spec)
+    target = batch.targets
+    assert target.box_only == [True] and target.classes.tolist() == [[1]]  # no crowd box
+    assert target.boxes.tolist() == [[[1.0, 2.0, 5.0, 7.0]]]  # image pixels / stride 4
+    assert torch.equal(batch_targets(collate_samples(samples)).boxes, target.boxes)
     counts = recipe.loss_counts(batch)
     assert counts == {"num_images": 1.0, "num_masks": 0.0, "num_boxes": 1.0}
     out = recipe(batch.images)

@@ -93,13 +93,18 @@ def test_text_query_alignment_is_scaled_cosine_with_a_background_column():
 
 
 def test_targets_from_a_mixed_batch():
-    batch = collate_samples([_panoptic_sample(), _semantic_sample()])  # padded to 32x32
-    pan, sem = batch_targets(batch)
-    assert pan.classes.tolist() == [0, 1]  # the crowd segment is left out
-    assert pan.masks.shape == (2, 32, 32) and int(pan.masks[1].sum()) == 16 * 16
-    assert sem.classes.tolist() == [0, 2]  # one mask per class present, 255 left out
-    assert int(sem.masks[0].sum()) == 10 * 30 and int(sem.masks[1].sum()) == 10 * 30
-    assert not sem.masks[:, 30:].any() and not sem.masks[:, :, 30:].any()  # padding
+    samples = [_panoptic_sample(), _semantic_sample()]  # padded to 32x32
+    targets = collate_samples(samples, targets=LMSegRecipe.target_spec).targets
+    assert targets.num_targets == [2, 2] and targets.valid.all()
+    assert targets.classes[0].tolist() == [0, 1]  # the crowd segment is left out
+    assert targets.masks.shape == (2, 2, 32, 32) and int(targets.masks[0, 1].sum()) == 16 * 16
+    assert targets.classes[1].tolist() == [0, 2]  # one mask per class present, 255 left out
+    assert int(targets.masks[1, 0].sum()) == 10 * 30 and int(targets.masks[1, 1].sum()) == 10 * 30
+    assert not targets.masks[1, :, 30:].any() and not targets.masks[1, :, :, 30:].any()
+    # a batch collated without the spec gets the same targets from the recipe (scripts)
+    fallback = batch_targets(collate_samples(samples))
+    assert torch.equal(fallback.masks, targets.masks)
+    assert torch.equal(fallback.classes, targets.classes)
 
 
 def test_loss_trains_on_a_fixed_batch_and_counts_match():
@@ -209,3 +214,22 @@ def test_end_to_end_training_run(tiny_run_config, tmp_path):
     assert [x["step"] for x in lines] == [1, 2, 3]
     assert all(np.isfinite(x["loss"]) for x in lines)
     assert result.last_checkpoint is not None
+
+
+def test_loss_reads_nothing_back_from_the_device():
+    """The step's only crossing is the matching costs' copy to the host, which the CPU profiler
+    cannot see; any ``.item()``, ``float(t)`` or ``bool(t)`` would show as _local_scalar_dense."""
+    from torch.profiler import ProfilerActivity, profile
+
+    recipe = _recipe(8)
+    samples = [_panoptic_sample("a"), _semantic_sample("b"), _panoptic_sample("b")]
+    batch = collate_samples(samples, targets=recipe.target_spec)
+    texts = {n: F.normalize(torch.randn(3, 8), dim=1) for n in ("a", "b")}
+    normalisers = {k: torch.tensor(max(v, 1.0)) for k, v in recipe.loss_counts(batch).items()}
+    out = recipe(batch.images, texts=[texts[d] for d in batch.datasets])
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        result = recipe.loss(out, batch, texts, normalisers=normalisers)
+    names = [e.name for e in prof.events()]
+    assert "aten::_local_scalar_dense" not in names
+    assert "aten::nonzero" not in names  # no data-dependent shapes either
+    assert torch.isfinite(result.total) and set(result.per_dataset) == {"a", "b"}

@@ -8,18 +8,13 @@ import pytest
 import torch
 
 from babelseg.losses.box_projection import box_projection_loss
-from babelseg.losses.mask import (
-    dice_loss,
-    pairwise_dice,
-    pairwise_sigmoid_ce,
-    pairwise_sigmoid_focal,
-    sigmoid_ce_loss,
-    sigmoid_focal_loss,
-)
-from babelseg.losses.mask_criterion import LayerPrediction, MaskCriterion, target_counts
-from babelseg.losses.point_sampling import point_sample, uncertain_points
+from babelseg.losses.mask import dice_loss, sigmoid_ce_loss, sigmoid_focal_loss
+from babelseg.losses.mask_criterion import LOSS_KEYS, LayerPrediction, MaskCriterion, target_counts
+from babelseg.matching.costs import pairwise_dice, pairwise_sigmoid_ce, pairwise_sigmoid_focal
+from babelseg.matching.groups import MatchGroup
 from babelseg.matching.hungarian import HungarianMatcher
-from babelseg.matching.targets import MaskTargets
+from babelseg.matching.point_sampling import point_sample, uncertain_points
+from babelseg.matching.targets import MaskTargets, stack_targets
 
 BIG = 30.0  # sigmoid(BIG) == 1 and sigmoid(-BIG) == 0 in float32 (to ~1e-13)
 
@@ -229,3 +224,64 @@ def test_criterion_gradients_reach_masks_and_classes() -> None:
     assert masks.grad is not None and bool(masks.grad[0].abs().sum() > 0)
     assert bool(masks.grad[1].abs().sum() > 0)  # the box image's matched query
     assert all(t.grad is not None for t in logits)
+
+
+def test_batched_step_equals_the_per_image_call_and_splits_by_tag() -> None:
+    g = torch.Generator().manual_seed(1)
+    masks = torch.zeros(3, 2, 16, 16, dtype=torch.bool)
+    masks[:, 0, :8], masks[:, 1, 8:] = True, True
+    targets = [
+        MaskTargets(classes=torch.tensor([0, 1]), masks=masks[0]),
+        MaskTargets(classes=torch.tensor([2]), masks=masks[1, :1]),
+        MaskTargets(classes=torch.zeros(0, dtype=torch.int64), masks=masks[2, :0]),
+    ]
+    layers = [
+        LayerPrediction(
+            class_logits=torch.randn(3, 4, 4, generator=g),
+            mask_logits=torch.randn(3, 4, 8, 8, generator=g),
+        )
+        for _ in range(2)
+    ]
+    criterion = _criterion()
+    per_image = criterion(layers, targets, generator=torch.Generator().manual_seed(7))
+    batch = stack_targets(targets)
+    groups = [
+        MatchGroup(
+            class_logits=layer.class_logits,
+            mask_logits=layer.mask_logits,
+            images=[0, 1, 2],
+            segment=i,
+        )
+        for i, layer in enumerate(layers)
+    ]
+    (batched,) = criterion.step(
+        groups, batch, num_tags=1, generator=torch.Generator().manual_seed(7)
+    )
+    for key in LOSS_KEYS:  # same points, summed in another order
+        torch.testing.assert_close(batched[key], per_image[key], rtol=1e-5, atol=1e-6)
+    # images 0 and 1 under tag 0 (weight 2), image 2 under tag 1: tag sums split the total
+    split = [
+        MatchGroup(
+            class_logits=layer.class_logits[rows],
+            mask_logits=layer.mask_logits[rows],
+            images=images,
+            weight=weight,
+            tag=tag,
+            segment=2 * i + tag,
+        )
+        for i, layer in enumerate(layers)
+        for tag, (rows, images, weight) in enumerate([([0, 1], [0, 1], 2.0), ([2], [2], 1.0)])
+    ]
+    first, second = criterion.step(
+        split, batch, num_tags=2, generator=torch.Generator().manual_seed(3)
+    )
+    assert float(second["loss_mask"]) == 0.0  # image 2 has no targets
+    assert float(second["loss_class"]) > 0  # ... but its proposals learn "no object"
+    weighted = criterion(
+        layers,
+        targets[:2],
+        image_weights=torch.tensor([2.0, 2.0]),
+        generator=torch.Generator().manual_seed(3),
+    )
+    for key in LOSS_KEYS:  # the same draws: tag 0 is the weighted call on images 0 and 1
+        torch.testing.assert_close(first[key], weighted[key], rtol=1e-5, atol=1e-6)

@@ -6,10 +6,11 @@ import math
 
 import pytest
 import torch
+from scipy.optimize import linear_sum_assignment
 
-from babelseg.losses.box_projection import pairwise_box_projection_cost
-from babelseg.matching.hungarian import HungarianMatcher
-from babelseg.matching.targets import MaskTargets
+from babelseg.matching.costs import pairwise_box_projection_cost
+from babelseg.matching.hungarian import HungarianMatcher, assign
+from babelseg.matching.targets import MaskTargets, stack_targets
 
 BIG = 10.0
 
@@ -113,3 +114,36 @@ def test_per_image_label_spaces_empty_targets_and_bad_classes() -> None:
         matcher([torch.zeros(3, 3)], torch.zeros(1, 3, 4, 4), targets[:1])
     with pytest.raises(ValueError, match="box_only"):
         MaskTargets(classes=torch.tensor([0]), box_only=True)
+
+
+def test_batched_costs_equal_single_image_costs_and_assign_skips_invalid_queries() -> None:
+    g = torch.Generator().manual_seed(0)
+    matcher = HungarianMatcher(num_points=32)
+    masks = torch.rand(3, 3, 8, 8, generator=g) > 0.5
+    targets = stack_targets(
+        [
+            MaskTargets(classes=torch.tensor([0, 2, 1])[:n], masks=masks[i, :n])
+            for i, n in enumerate((3, 2, 1))
+        ]
+    )
+    class_logits = torch.randn(3, 5, 4, generator=g)
+    mask_logits = torch.randn(3, 5, 4, 4, generator=g)
+    coords = matcher.draw_points(3, torch.device("cpu"), g)
+    batched = matcher.batch_costs(class_logits, mask_logits, targets, [0, 1, 2], coords)
+    for b in range(3):
+        single = matcher.batch_costs(
+            class_logits[b : b + 1], mask_logits[b : b + 1], targets, [b], coords[b : b + 1]
+        )
+        n = targets.num_targets[b]
+        torch.testing.assert_close(batched[b, :, :n], single[0, :, :n], rtol=1e-5, atol=1e-6)
+    # queries 0 and 1 of image 0 do not exist: never matched, the rest as scipy on the valid rows
+    valid = torch.ones(3, 5, dtype=torch.bool)
+    valid[0, :2] = False
+    (matched,) = assign([batched], [valid], [targets.num_targets])
+    rows, cols = linear_sum_assignment(batched[0, 2:, :3].numpy())
+    assert matched[0][0].tolist() == (rows + 2).tolist() and matched[0][1].tolist() == cols.tolist()
+    assert [len(q) for q, _ in matched] == [3, 2, 1]
+    bad = batched.clone()
+    bad[1, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="Non-finite matching cost"):
+        assign([bad], [None], [targets.num_targets])

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from babelseg.data.sample import Sample
+from babelseg.data.targets import MaskTargetBatch, TargetSpec, build_mask_targets
 from babelseg.labels.space import IGNORE_INDEX
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -54,6 +55,8 @@ class Batch:
         datasets: Dataset name of each sample.
         samples: The augmented samples (masks, boxes, classes for instance/box targets).
         image_sizes: ``(h, w)`` of each image before collation padding.
+        targets: The recipe's training targets as padded tensors (built in the workers when
+            ``collate_samples`` gets a :class:`~babelseg.data.targets.TargetSpec`), or None.
     """
 
     images: torch.Tensor
@@ -62,12 +65,14 @@ class Batch:
     datasets: list[str]
     samples: list[Sample]
     image_sizes: list[tuple[int, int]]
+    targets: MaskTargetBatch | None = None
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
-        """The tensors moved to ``device`` (samples stay numpy)."""
+        """The tensors moved to ``device`` (samples stay numpy); from pinned memory with
+        ``non_blocking=True`` the copies overlap with the host's work."""
         return Batch(
             images=self.images.to(device, non_blocking=non_blocking),
             semantic=None
@@ -77,6 +82,7 @@ class Batch:
             datasets=self.datasets,
             samples=self.samples,
             image_sizes=self.image_sizes,
+            targets=None if self.targets is None else self.targets.to(device, non_blocking),
         )
 
     def pin_memory(self) -> Batch:
@@ -88,15 +94,19 @@ class Batch:
             datasets=self.datasets,
             samples=self.samples,
             image_sizes=self.image_sizes,
+            targets=None if self.targets is None else self.targets.pin_memory(),
         )
 
 
-def collate_samples(samples: Sequence[Sample]) -> Batch:
+def collate_samples(samples: Sequence[Sample], *, targets: TargetSpec | None = None) -> Batch:
     """Stack samples of possibly different sizes into a Batch (padding at bottom and right).
 
     Args:
         samples: Augmented samples; ``extras["valid"]`` (``bool[h, w]``), when present, marks
             augmentation padding.
+        targets: What training targets to build (a recipe's ``target_spec``); None: none. The
+            trainer passes it through ``functools.partial`` so that the DataLoader workers build
+            them.
     Returns:
         The Batch (see its attributes for shapes and padding values).
     """
@@ -128,4 +138,7 @@ def collate_samples(samples: Sequence[Sample]) -> Batch:
         datasets=[s.dataset for s in samples],
         samples=list(samples),
         image_sizes=sizes,
+        targets=None
+        if targets is None
+        else build_mask_targets(samples, semantic, (height, width), targets),
     )

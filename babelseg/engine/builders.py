@@ -16,6 +16,7 @@ from babelseg.data.collate import collate_samples
 from babelseg.data.declaration import DatasetDecl
 from babelseg.data.readers import make_reader
 from babelseg.data.sampler import MultiDatasetBatchSampler
+from babelseg.data.targets import TargetSpec
 from babelseg.data.torch_dataset import AugmentedDataset, MultiDataset
 from babelseg.data.workers import WorkerInit
 from babelseg.engine.config import Config, LabelsConfig
@@ -159,9 +160,18 @@ def train_dataset_names(
 
 
 def build_train_loader(
-    cfg: Config, dataset: MultiDataset, names: list[str], *, rank: int, world_size: int
+    cfg: Config,
+    dataset: MultiDataset,
+    names: list[str],
+    *,
+    rank: int,
+    world_size: int,
+    target_spec: TargetSpec | None = None,
+    pin_memory: bool = False,
 ) -> tuple[MultiDatasetBatchSampler, DataLoader]:
-    """The multi-dataset batch sampler of this process and the DataLoader over it."""
+    """The multi-dataset batch sampler of this process and the DataLoader over it; its workers
+    collate the recipe's ``target_spec`` targets as tensors, into pinned memory when
+    ``pin_memory`` (CUDA)."""
     ratios = cfg.data.ratios
     if isinstance(ratios, dict):
         missing = [n for n in names if n not in ratios]
@@ -180,8 +190,9 @@ def build_train_loader(
     loader = DataLoader(
         dataset,
         batch_sampler=sampler,
-        collate_fn=collate_samples,
+        collate_fn=functools.partial(collate_samples, targets=target_spec),
         num_workers=cfg.data.num_workers,
+        pin_memory=pin_memory,
         persistent_workers=cfg.data.num_workers > 0,
         prefetch_factor=4 if cfg.data.num_workers > 0 else None,
         worker_init_fn=WorkerInit(),  # workers die with this process, same image pixel limit

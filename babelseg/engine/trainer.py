@@ -163,7 +163,13 @@ class Trainer:
         self.start_step = self._restore() if self.resume else 0
         dataset = build_train_dataset(cfg, self.decls, self.spaces, self.train_names)
         self.sampler, self.loader = build_train_loader(
-            cfg, dataset, self.train_names, rank=self.ctx.rank, world_size=self.ctx.world_size
+            cfg,
+            dataset,
+            self.train_names,
+            rank=self.ctx.rank,
+            world_size=self.ctx.world_size,
+            target_spec=self.recipe.target_spec,
+            pin_memory=self.device.type == "cuda",
         )
         self.sampler.start_step = self.start_step
         self.model = wrap_ddp(
@@ -323,7 +329,8 @@ class Trainer:
         data_iter = iter(self.loader)
         try:
             for step in range(self.start_step, total):
-                batch: Batch = next(data_iter).to(self.device)
+                # one call; from pinned memory (CUDA) the copies overlap with the host's work
+                batch: Batch = next(data_iter).to(self.device, non_blocking=True)
                 normalisers = self._normalisers(batch)
                 self.recipe.on_step_start(step)
                 with _autocast(cfg, self.device):
@@ -358,7 +365,7 @@ class Trainer:
                         "grad_norm": float(grad_norm),
                         "images_per_s": ips,
                         **{f"loss/{n}": float(v) for n, v in result.per_dataset.items()},
-                        **result.logs,
+                        **{k: float(v) for k, v in result.logs.items()},
                     }
                     self.logger.log(done, **scalars)
                     bar.set_values(loss=loss_value, lr=lr, images_per_s=ips)

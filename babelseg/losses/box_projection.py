@@ -16,40 +16,7 @@ from __future__ import annotations
 
 import torch
 
-EPS = 1e-6
-
-
-def box_profiles(boxes: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Profiles of the boxes' filled rectangles.
-
-    Args:
-        boxes: ``float[N, 4]`` ``(x0, y0, x1, y1)`` on the mask grid.
-        height: H of the mask grid.
-        width: W of the mask grid.
-    Returns:
-        ``(float[N, W], float[N, H])``: 1 on the columns / rows the box covers, 0 elsewhere.
-    """
-    boxes = boxes.float()
-
-    def covered(start: torch.Tensor, end: torch.Tensor, size: int) -> torch.Tensor:
-        lo = torch.ceil(start - 0.5).clamp(0, size - 1)
-        hi = torch.maximum(torch.ceil(end - 0.5), lo + 1).clamp(max=size)
-        index = torch.arange(size, device=boxes.device, dtype=boxes.dtype)
-        return ((index >= lo[:, None]) & (index < hi[:, None])).to(boxes.dtype)
-
-    return covered(boxes[:, 0], boxes[:, 2], width), covered(boxes[:, 1], boxes[:, 3], height)
-
-
-def mask_profiles(mask_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Max-projections of ``sigmoid(mask_logits)``.
-
-    Args:
-        mask_logits: ``float[N, H, W]``.
-    Returns:
-        ``(float[N, W], float[N, H])``: the maximum over rows and over columns.
-    """
-    mask_logits = mask_logits.float()
-    return mask_logits.amax(dim=-2).sigmoid(), mask_logits.amax(dim=-1).sigmoid()
+from babelseg.matching.costs import EPS, box_profiles, mask_profiles
 
 
 def _dice(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -71,23 +38,3 @@ def box_projection_loss(mask_logits: torch.Tensor, boxes: torch.Tensor) -> torch
     px, py = mask_profiles(mask_logits)
     bx, by = box_profiles(boxes, height, width)
     return _dice(px, bx) + _dice(py, by)
-
-
-def pairwise_box_projection_cost(mask_logits: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-    """:func:`box_projection_loss` of every mask against every box (a matching cost).
-
-    Args:
-        mask_logits: ``float[Q, H, W]``.
-        boxes: ``float[T, 4]`` on the same grid.
-    Returns:
-        ``float[Q, T]``.
-    """
-    height, width = mask_logits.shape[-2:]
-    px, py = mask_profiles(mask_logits)
-    bx, by = box_profiles(boxes, height, width)
-
-    def dice(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        denominator = (pred * pred).sum(-1)[:, None] + target.sum(-1)[None, :] + EPS
-        return 1 - 2 * (pred @ target.T) / denominator
-
-    return dice(px, bx) + dice(py, by)

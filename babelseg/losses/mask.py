@@ -1,5 +1,5 @@
-"""Binary mask losses on sampled points (MaskFormer / Mask2Former), and their pairwise versions
-used as Hungarian matching costs.
+"""Binary mask losses on sampled points (MaskFormer / Mask2Former); their pairwise versions (the
+Hungarian matching costs) are in :mod:`babelseg.matching.costs`.
 
 Every function takes mask *logits* ``float[N, P]`` (one row per mask, P sampled points) and
 targets ``float[N, P]`` in ``[0, 1]``. A mask's loss is its mean over the points (dice: over the
@@ -78,61 +78,6 @@ def dice_loss(
     numerator = 2 * (prob * targets).sum(-1)
     denominator = prob.sum(-1) + targets.sum(-1)
     return _reduce(1 - (numerator + 1) / (denominator + 1), reduction)
-
-
-def pairwise_sigmoid_ce(inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """:func:`sigmoid_ce_loss` of every prediction against every target.
-
-    Args:
-        inputs: ``float[Q, P]`` logits.
-        targets: ``float[T, P]`` in ``[0, 1]``.
-    Returns:
-        ``float[Q, T]`` mean over the P points.
-    """
-    # CE(x, t) = t * softplus(-x) + (1 - t) * softplus(x) = softplus(x) - t * x: one softplus
-    # pass and one matrix product.
-    neg = F.softplus(inputs)
-    loss = neg.sum(-1, keepdim=True) - inputs @ targets.T
-    return loss / inputs.shape[-1]
-
-
-def pairwise_sigmoid_focal(
-    inputs: torch.Tensor, targets: torch.Tensor, *, alpha: float = 0.25, gamma: float = 2.0
-) -> torch.Tensor:
-    """:func:`sigmoid_focal_loss` of every prediction against every target (binary targets).
-
-    Args:
-        inputs: ``float[Q, P]`` logits.
-        targets: ``float[T, P]`` in ``{0, 1}``.
-        alpha: Weight of the positives (``< 0``: none).
-        gamma: Focusing exponent.
-    Returns:
-        ``float[Q, T]`` mean over the P points.
-    """
-    prob = inputs.sigmoid()
-    pos = F.binary_cross_entropy_with_logits(inputs, torch.ones_like(inputs), reduction="none")
-    neg = F.binary_cross_entropy_with_logits(inputs, torch.zeros_like(inputs), reduction="none")
-    pos = (1 - prob) ** gamma * pos
-    neg = prob**gamma * neg
-    if alpha >= 0:
-        pos, neg = alpha * pos, (1 - alpha) * neg
-    loss = pos @ targets.T + neg @ (1 - targets).T
-    return loss / inputs.shape[-1]
-
-
-def pairwise_dice(inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """:func:`dice_loss` of every prediction against every target.
-
-    Args:
-        inputs: ``float[Q, P]`` logits.
-        targets: ``float[T, P]`` in ``[0, 1]``.
-    Returns:
-        ``float[Q, T]``.
-    """
-    prob = inputs.sigmoid()
-    numerator = 2 * prob @ targets.T
-    denominator = prob.sum(-1)[:, None] + targets.sum(-1)[None, :]
-    return 1 - (numerator + 1) / (denominator + 1)
 
 
 def _reduce(per_mask: torch.Tensor, reduction: str) -> torch.Tensor:

@@ -14,6 +14,13 @@ targets by the :class:`~babelseg.matching.hungarian.HungarianMatcher` and then
 The results are *sums* (class: over images; mask and dice: over mask targets; projection: over
 box targets) and over layers; the recipe divides by the all-reduced counts
 (:func:`target_counts`) and weights them, e.g. with :meth:`MaskCriterion.total`.
+
+:meth:`MaskCriterion.step` does a whole training step on the device: the cost matrices of every
+(label space, layer) group in batched calls, one crossing to the host for the assignments
+(:func:`~babelseg.matching.hungarian.assign`), one copy of the matches back, and the losses of
+all groups' matched masks in one point-sampling pass. The uniform random numbers of the step are
+drawn in one call, laid out in the order in which the per-layer implementation used to draw them,
+so a CPU run gives the same points as before.
 """
 
 from __future__ import annotations
@@ -21,14 +28,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from babelseg.data.targets import MaskTargetBatch
 from babelseg.losses.box_projection import box_projection_loss
 from babelseg.losses.mask import dice_loss, sigmoid_ce_loss, sigmoid_focal_loss
-from babelseg.losses.point_sampling import point_sample, uncertain_points
-from babelseg.matching.hungarian import HungarianMatcher
-from babelseg.matching.targets import MaskTargets
+from babelseg.matching.groups import DrawPlan, MatchGroup, gather_matched, match_table, runs_of
+from babelseg.matching.hungarian import HungarianMatcher, assign
+from babelseg.matching.point_sampling import point_sample, uncertain_points
+from babelseg.matching.targets import MaskTargets, stack_targets
 
 LOSS_KEYS = ("loss_class", "loss_mask", "loss_dice", "loss_projection")
 MASK_LOSSES = ("ce", "focal")
@@ -113,100 +123,150 @@ class MaskCriterion:
         image_weights: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Match and compute the losses of every layer, summed over layers.
+        """Match and compute the losses of every layer, summed over layers (per-image inputs;
+        the training step calls :meth:`step` on padded targets).
 
         Args:
             layers: The final layer and the auxiliary ones (any order; all weigh the same).
             targets: Per image targets.
-            image_weights: Optional ``float[B]`` multiplier of each image's losses (DaTaSeg's
-                per-dataset loss weights).
+            image_weights: Optional ``float[B]`` multiplier of each image's losses.
             generator: Random generator for the sampled points.
         Returns:
             ``{loss_class, loss_mask, loss_dice, loss_projection}`` 0-d sums (see the module
             docstring) and ``{num_images, num_masks, num_boxes}`` of this batch (0-d tensors).
         """
-        total: dict[str, torch.Tensor] = {}
-        for layer in layers:
-            indices = self.matcher(layer.class_logits, layer.mask_logits, targets, generator)
-            losses = self.layer_losses(
-                layer, targets, indices, image_weights=image_weights, generator=generator
+        batch = stack_targets(targets)
+        weights = [1.0] * len(targets) if image_weights is None else image_weights.tolist()
+        groups = [
+            MatchGroup(
+                class_logits=layer.class_logits[b][None],
+                mask_logits=layer.mask_logits[b][None],
+                images=[b],
+                weight=float(weights[b]),
+                segment=i,
             )
-            for key, value in losses.items():
-                total[key] = total[key] + value if key in total else value
-        device = total["loss_class"].device if total else torch.device("cpu")
+            for i, layer in enumerate(layers)
+            for b in range(len(targets))
+        ]
+        total = self.step(groups, batch, num_tags=1, generator=generator)[0]
+        device = total["loss_class"].device
         for key, value in target_counts(targets).items():
             total[key] = torch.tensor(value, device=device)
         return total
 
-    def layer_losses(
+    def step(
         self,
-        layer: LayerPrediction,
-        targets: Sequence[MaskTargets],
-        indices: Sequence[tuple[torch.Tensor, torch.Tensor]],
+        groups: Sequence[MatchGroup],
+        targets: MaskTargetBatch,
         *,
-        image_weights: torch.Tensor | None = None,
+        num_tags: int,
         generator: torch.Generator | None = None,
-    ) -> dict[str, torch.Tensor]:
-        """The losses of one layer for given matches.
+    ) -> list[dict[str, torch.Tensor]]:
+        """The losses of a training step: match every group, then compute all losses at once.
 
         Args:
-            layer: The layer's predictions.
-            targets: Per image targets.
-            indices: Per image ``(query_idx, target_idx)`` from the matcher.
-            image_weights: Optional ``float[B]`` per-image multipliers.
+            groups: Every (label space, layer) group of the step (same H, W for all; groups of
+                one segment next to each other).
+            targets: The batch's padded targets, on the predictions' device.
+            num_tags: Number of distinct ``tag`` values (0..num_tags-1).
             generator: Random generator for the sampled points.
         Returns:
-            ``{loss_class, loss_mask, loss_dice, loss_projection}`` 0-d sums.
+            Per tag ``{loss_class, loss_mask, loss_dice, loss_projection}`` 0-d sums over its
+            groups (class: over images; mask and dice: over mask targets; projection: over box
+            targets).
         """
-        device = layer.mask_logits[0].device
-        num_images = len(targets)
-        if image_weights is None:
-            image_weights = torch.ones(num_images, device=device)
-        image_weights = image_weights.to(device=device, dtype=torch.float32)
-        zero = torch.zeros((), device=device)
-        loss_class = zero
-        rows, is_box, row_weight, target_masks, boxes = [], [], [], [], []
-        for b in range(num_images):
-            tgt = targets[b]
-            query_idx, target_idx = (i.to(device) for i in indices[b])
-            class_loss = self._class_loss(layer.class_logits[b], tgt, query_idx, target_idx)
-            loss_class = loss_class + image_weights[b] * class_loss
-            if query_idx.numel() == 0:
-                continue
-            rows.append((b, query_idx))
-            is_box.append(torch.full((query_idx.numel(),), tgt.box_only, device=device))
-            row_weight.append(image_weights[b].expand(query_idx.numel()))
-            if tgt.box_only:
-                boxes.append(tgt.boxes.to(device)[target_idx])
-            else:
-                target_masks.append(tgt.masks[target_idx.to(tgt.masks.device)])
-        loss_mask, loss_dice, proj = zero, zero, zero
-        if rows:
-            # One gather for every matched proposal of the batch (one backward scatter, not one
-            # per image).
-            matched = _gather_rows(layer.mask_logits, rows)
-            box_rows, weights = torch.cat(is_box), torch.cat(row_weight)
-            if target_masks:
-                loss_mask, loss_dice = self._point_losses(
-                    matched[~box_rows], target_masks, weights[~box_rows], generator
-                )
-            if boxes:
-                per_box = box_projection_loss(matched[box_rows], torch.cat(boxes))
-                proj = (weights[box_rows] * per_box).sum()
-        return {
-            "loss_class": loss_class,
-            "loss_mask": loss_mask,
-            "loss_dice": loss_dice,
-            "loss_projection": proj,
-        }
+        device = groups[0].mask_logits.device
+        plan = DrawPlan(
+            num_points=self.num_points,
+            oversample_ratio=self.oversample_ratio,
+            importance_sample_ratio=self.importance_sample_ratio,
+            groups=groups,
+            targets=targets,
+        )
+        uniform = torch.rand(plan.total, device=device, generator=generator)
+        image_rows = torch.as_tensor([b for g in groups for b in g.images], dtype=torch.int64)
+        if device.type == "cuda":
+            image_rows = image_rows.pin_memory()
+        image_rows = image_rows.to(device, non_blocking=True).split([len(g.images) for g in groups])
+        costs = [
+            self.matcher.batch_costs(
+                g.class_logits,
+                g.mask_logits,
+                targets,
+                g.images,
+                plan.match_coords(uniform, i),
+                image_rows=image_rows[i],
+            )
+            for i, g in enumerate(groups)
+        ]
+        counts = [[targets.num_targets[b] for b in g.images] for g in groups]
+        matches = assign(costs, [g.query_valid for g in groups], counts)
+        table = match_table(groups, matches, targets)  # host int64[M, 5], mask rows first
+        mix = np.zeros((num_tags, len(groups)))  # tag <- group weights
+        mix[[g.tag for g in groups], np.arange(len(groups))] = [g.weight for g in groups]
+        packed = torch.from_numpy(np.concatenate([table.ravel(), mix.ravel()]))
+        if device.type == "cuda":
+            packed = packed.pin_memory()
+        packed = packed.to(device, non_blocking=True)  # the one copy back
+        rows = packed[: table.size].view(-1, 5).long()
+        mix_t = packed[table.size :].view(num_tags, len(groups)).float()
+        num_mask = int((~np.asarray([targets.box_only[b] for b in table[:, 3]], bool)).sum())
+        zero = torch.zeros(len(groups), device=device)
+        sums = {key: zero for key in LOSS_KEYS}
+        sums["loss_class"] = self._class_losses(groups, rows, targets, table)
+        matched = gather_matched(groups, table, rows)
+        if num_mask:
+            per_mask, per_dice = self._point_losses(
+                matched[:num_mask],
+                targets,
+                rows[:num_mask],
+                plan.loss_uniform(uniform, table[:num_mask]),
+            )
+            sums["loss_mask"] = zero.index_add(0, rows[:num_mask, 0], per_mask)
+            sums["loss_dice"] = zero.index_add(0, rows[:num_mask, 0], per_dice)
+        if num_mask < len(table):
+            box = rows[num_mask:]
+            per_box = box_projection_loss(matched[num_mask:], targets.boxes[box[:, 3], box[:, 4]])
+            sums["loss_projection"] = zero.index_add(0, box[:, 0], per_box)
+        by_tag = {key: mix_t @ value for key, value in sums.items()}
+        return [{key: by_tag[key][t] for key in LOSS_KEYS} for t in range(num_tags)]
 
-    def total(self, losses: dict[str, torch.Tensor], normalisers: dict[str, float]) -> torch.Tensor:
+    def _class_losses(
+        self,
+        groups: Sequence[MatchGroup],
+        rows: torch.Tensor,
+        targets: MaskTargetBatch,
+        table: np.ndarray,
+    ) -> torch.Tensor:
+        """``float[G]``: per group, the sum over its images of the weighted-mean CE over the
+        image's valid proposals (matched ones towards their class, the others towards no
+        object, weighted ``no_object_weight``)."""
+        device = rows.device
+        out = []
+        for i, g in enumerate(groups):
+            b, q, k1 = g.class_logits.shape
+            target = torch.full((b, q), k1 - 1, dtype=torch.int64, device=device)
+            for lo, hi in runs_of(table[:, 0], i):
+                part = rows[lo:hi]
+                target[part[:, 1], part[:, 2]] = targets.classes[part[:, 3], part[:, 4]]
+            ce = F.cross_entropy(
+                g.class_logits.float().flatten(0, 1), target.flatten(), reduction="none"
+            ).view(b, q)
+            w = torch.where(target == k1 - 1, self.no_object_weight, 1.0)
+            if g.query_valid is not None:
+                w = w * g.query_valid.to(w.dtype)
+            out.append(((w * ce).sum(1) / w.sum(1)).sum())
+        return torch.stack(out)
+
+    def total(
+        self, losses: dict[str, torch.Tensor], normalisers: dict[str, float | torch.Tensor]
+    ) -> torch.Tensor:
         """Weighted sum of the losses, each divided by its all-reduced normaliser.
 
         Args:
             losses: The output of :meth:`__call__`.
             normalisers: All-reduced ``num_images``, ``num_masks``, ``num_boxes`` (divisors below
-                1 are raised to 1).
+                1 are raised to 1; floats or 0-d tensors, which are not read back to the host).
         Returns:
             0-d ``class_weight * loss_class / num_images + mask_weight * loss_mask / num_masks
             + dice_weight * loss_dice / num_masks + projection_weight * loss_projection /
@@ -219,47 +279,29 @@ class MaskCriterion:
             "loss_projection": normalisers["num_boxes"],
         }
         return sum(
-            self.weights[key] * losses[key] / max(float(divisors[key]), 1.0) for key in LOSS_KEYS
+            self.weights[key] * losses[key] / at_least_one(divisors[key]) for key in LOSS_KEYS
         )
-
-    def _class_loss(
-        self,
-        class_logits: torch.Tensor,
-        targets: MaskTargets,
-        query_idx: torch.Tensor,
-        target_idx: torch.Tensor,
-    ) -> torch.Tensor:
-        """Weighted-mean cross-entropy of one image's ``float[Q, K + 1]`` class logits."""
-        num_queries, num_outputs = class_logits.shape
-        target = torch.full(
-            (num_queries,), num_outputs - 1, dtype=torch.int64, device=class_logits.device
-        )
-        target[query_idx] = targets.classes.to(class_logits.device)[target_idx]
-        weight = torch.ones(num_outputs, device=class_logits.device)
-        weight[-1] = self.no_object_weight
-        return F.cross_entropy(class_logits.float(), target, weight=weight)
 
     def _point_losses(
         self,
         pred_masks: torch.Tensor,
-        target_masks: list[torch.Tensor],
-        weights: torch.Tensor,
-        generator: torch.Generator | None,
+        targets: MaskTargetBatch,
+        rows: torch.Tensor,
+        uniform: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mask and dice losses of matched ``float[M, H, W]`` predictions against the per-image
-        ``[M_b, H', W']`` targets (in order), on uncertainty-sampled points; ``weights``
-        ``float[M]`` per mask."""
+        """Per-mask ``float[M]`` mask and dice losses of matched ``float[M, H, W]`` predictions
+        against their targets (``rows[:, 3:5]``: image and target index) on uncertainty-sampled
+        points drawn from the pre-drawn ``uniform`` numbers."""
         pred = pred_masks.unsqueeze(1).float()  # [M, 1, H, W]
         coords = uncertain_points(
-            pred, self.num_points, self.oversample_ratio, self.importance_sample_ratio, generator
+            pred,
+            self.num_points,
+            self.oversample_ratio,
+            self.importance_sample_ratio,
+            uniform=uniform,
         )
-        labels, start = [], 0
-        for tgt in target_masks:
-            n = tgt.shape[0]
-            tgt = tgt.to(device=pred.device, dtype=torch.float32).unsqueeze(1)
-            labels.append(point_sample(tgt, coords[start : start + n])[:, 0])
-            start += n
-        point_labels = torch.cat(labels)  # [M, P]
+        target = targets.masks[rows[:, 3], rows[:, 4]].to(torch.float32).unsqueeze(1)
+        point_labels = point_sample(target, coords)[:, 0]  # [M, P]
         point_logits = point_sample(pred, coords)[:, 0]  # [M, P]
         if self.mask_loss == "focal":
             per_mask = sigmoid_focal_loss(
@@ -271,17 +313,11 @@ class MaskCriterion:
             )
         else:
             per_mask = sigmoid_ce_loss(point_logits, point_labels, reduction="none")
-        per_dice = dice_loss(point_logits, point_labels, reduction="none")
-        return (weights * per_mask).sum(), (weights * per_dice).sum()
+        return per_mask, dice_loss(point_logits, point_labels, reduction="none")
 
 
-def _gather_rows(
-    mask_logits: Sequence[torch.Tensor], rows: list[tuple[int, torch.Tensor]]
-) -> torch.Tensor:
-    """The ``[Q_b, H, W]`` rows ``query_idx`` of every image ``b``, concatenated: one index
-    operation on a ``float[B, Q, H, W]`` tensor, one per image for per-image lists."""
-    if isinstance(mask_logits, torch.Tensor):
-        num_queries = mask_logits.shape[1]
-        flat = torch.cat([b * num_queries + q for b, q in rows])
-        return mask_logits.flatten(0, 1)[flat]
-    return torch.cat([mask_logits[b][q] for b, q in rows])
+def at_least_one(value: float | torch.Tensor) -> float | torch.Tensor:
+    """``max(value, 1)`` without reading a tensor back to the host."""
+    if isinstance(value, torch.Tensor):
+        return value.clamp(min=1.0)
+    return max(float(value), 1.0)

@@ -1,21 +1,30 @@
 """Hungarian matching of mask proposals to ground-truth targets (DETR / Mask2Former; DaTaSeg
-eq. 5 for box targets), one image at a time with ``scipy.optimize.linear_sum_assignment``.
+eq. 5 for box targets).
 
-Each image may have its own label space (mixed-dataset batches) and, after DaTaSeg's MERGE, its
-own number of proposals, so predictions come as per-image sequences.
+The cost matrices of many images (and decoder layers) are built on the device in batched calls
+(:meth:`HungarianMatcher.batch_costs`, one call per group of images that share a label space);
+:func:`assign` then crosses to the host once for all of them and runs
+``scipy.optimize.linear_sum_assignment`` per image. Each image may have its own label space
+(mixed-dataset batches) and, after DaTaSeg's MERGE, its own set of valid proposals.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from babelseg.losses.box_projection import pairwise_box_projection_cost
-from babelseg.losses.mask import pairwise_dice, pairwise_sigmoid_ce, pairwise_sigmoid_focal
-from babelseg.losses.point_sampling import point_sample
-from babelseg.matching.targets import MaskTargets
+from babelseg.data.targets import MaskTargetBatch
+from babelseg.matching.costs import (
+    pairwise_box_projection_cost,
+    pairwise_dice,
+    pairwise_sigmoid_ce,
+    pairwise_sigmoid_focal,
+)
+from babelseg.matching.point_sampling import point_sample
+from babelseg.matching.targets import MaskTargets, stack_targets
 
 MASK_COSTS = ("ce", "focal")
 
@@ -27,7 +36,7 @@ class HungarianMatcher:
     mask targets, where the mask and dice costs are computed on the same ``num_points`` uniformly
     sampled points for every proposal and target of the image (so the cost does not grow with the
     image size), and ``class_weight * (-p) + projection_weight * projection cost`` for box-only
-    targets (:func:`~babelseg.losses.box_projection.pairwise_box_projection_cost` on the full mask
+    targets (:func:`~babelseg.matching.costs.pairwise_box_projection_cost` on the full mask
     logits). ``p`` is the softmax over the image's ``K + 1`` classes (last = no object).
 
     Args:
@@ -66,6 +75,106 @@ class HungarianMatcher:
         self.focal_alpha = focal_alpha
         self.focal_gamma = focal_gamma
 
+    def check_classes(self, targets: MaskTargetBatch, images: Sequence[int], num_classes: int):
+        """Raise ValueError when a target class of ``images`` is outside ``0..num_classes-1``
+        (read from the host-side ``max_class``: no device read)."""
+        bad = [b for b in images if targets.max_class[b] >= num_classes]
+        if bad:
+            raise ValueError(
+                f"Target classes up to {max(targets.max_class[b] for b in bad)} out of range for "
+                f"{num_classes} classes (+1 no object) in image(s) {bad}; drop ignored or crowd "
+                "targets before matching"
+            )
+
+    @torch.no_grad()
+    def batch_costs(
+        self,
+        class_logits: torch.Tensor,
+        mask_logits: torch.Tensor,
+        targets: MaskTargetBatch,
+        images: Sequence[int],
+        coords: torch.Tensor | None,
+        image_rows: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The matching costs of b images that share a label space, in batched calls.
+
+        Args:
+            class_logits: ``float[b, Q, K + 1]`` (last = no object).
+            mask_logits: ``float[b, Q, H, W]``.
+            targets: The batch's padded targets (T per image at most).
+            images: The b rows of ``targets`` these images are (host ints).
+            coords: ``float[b_m, P, 2]`` points of the b_m images among them that have mask
+                targets (``T_b > 0``, not box-only), in order; None when there are none.
+            image_rows: ``images`` as an ``int64[b]`` tensor on the device (saves a copy).
+        Returns:
+            ``float32[b, Q, T]`` (columns past an image's own targets are meaningless).
+        """
+        self.check_classes(targets, images, class_logits.shape[-1] - 1)
+        device = class_logits.device
+        if image_rows is None:
+            image_rows = torch.as_tensor(list(images), dtype=torch.int64).to(device)
+        b, q = class_logits.shape[:2]
+        prob = class_logits.float().softmax(-1)
+        classes = targets.classes.index_select(0, image_rows)  # [b, T]
+        cost = -self.class_weight * prob.gather(2, classes[:, None, :].expand(b, q, -1))
+        mask_logits = mask_logits.float()
+        is_box = [targets.box_only[i] for i in images]
+        parts: list[tuple[list[int], torch.Tensor]] = []
+        for box in (False, True):
+            sel = [j for j, flag in enumerate(is_box) if flag == box]
+            if not sel:
+                continue
+            logits = _select(mask_logits, sel)
+            rows = image_rows if len(sel) == b else image_rows[sel]
+            if box:
+                boxes = targets.boxes.index_select(0, rows)
+                part = self.projection_weight * pairwise_box_projection_cost(logits, boxes)
+            else:
+                with_targets = [targets.num_targets[images[j]] > 0 for j in sel]
+                part = self._mask_costs(
+                    logits, targets.masks.index_select(0, rows), coords, with_targets
+                )
+            parts.append((sel, part))
+        if len(parts) == 1:
+            return cost + parts[0][1]
+        extra = torch.zeros_like(cost)
+        for sel, part in parts:
+            extra[sel] = part
+        return cost + extra
+
+    def _mask_costs(
+        self,
+        mask_logits: torch.Tensor,
+        masks: torch.Tensor,
+        coords: torch.Tensor | None,
+        with_targets: list[bool],
+    ) -> torch.Tensor:
+        """``float[b_m, Q, T]`` weighted mask + dice costs of ``float[b_m, Q, H, W]`` logits
+        against their ``[b_m, T, h, w]`` targets; images without targets get points at 0."""
+        count = sum(with_targets)
+        if count and (coords is None or coords.shape[0] != count):
+            raise ValueError(f"batch_costs needs points for the {count} images with mask targets")
+        if count < len(with_targets):  # no targets, no points drawn: any points will do
+            zeros = mask_logits.new_zeros((1, self.num_points, 2))
+            pieces, used = [], 0
+            for has in with_targets:
+                pieces.append(coords[used : used + 1] if has else zeros)
+                used += int(has)
+            coords = torch.cat(pieces)
+        pred = point_sample(mask_logits, coords)  # [b_m, Q, P]
+        tgt = point_sample(masks.to(device=mask_logits.device, dtype=torch.float32), coords)
+        if self.mask_cost == "focal":
+            mask = pairwise_sigmoid_focal(pred, tgt, alpha=self.focal_alpha, gamma=self.focal_gamma)
+        else:
+            mask = pairwise_sigmoid_ce(pred, tgt)
+        return self.mask_weight * mask + self.dice_weight * pairwise_dice(pred, tgt)
+
+    def draw_points(
+        self, count: int, device: torch.device, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """``float[count, P, 2]`` uniform matching points."""
+        return torch.rand(count, self.num_points, 2, device=device, generator=generator)
+
     @torch.no_grad()
     def cost_matrix(
         self,
@@ -74,39 +183,13 @@ class HungarianMatcher:
         targets: MaskTargets,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """The matching cost of one image.
-
-        Args:
-            class_logits: ``float[Q, K + 1]`` (last = no object).
-            mask_logits: ``float[Q, H, W]``.
-            targets: The image's T targets.
-            generator: Random generator for the points, on ``mask_logits.device``.
-        Returns:
-            ``float32[Q, T]``.
-        """
-        num_classes = class_logits.shape[-1] - 1
-        classes = targets.classes.to(class_logits.device)
-        if len(classes) and (int(classes.min()) < 0 or int(classes.max()) >= num_classes):
-            raise ValueError(
-                f"Target classes {classes.tolist()} out of range for {num_classes} classes (+1 no "
-                "object); drop ignored or crowd targets before matching"
-            )
-        prob = class_logits.float().softmax(-1)
-        cost = -self.class_weight * prob[:, classes]
-        mask_logits = mask_logits.float()
-        if targets.box_only:
-            boxes = targets.boxes.to(mask_logits.device)
-            cost = cost + self.projection_weight * pairwise_box_projection_cost(mask_logits, boxes)
-            return cost
-        coords = torch.rand(1, self.num_points, 2, device=mask_logits.device, generator=generator)
-        pred = point_sample(mask_logits.unsqueeze(0), coords)[0]  # [Q, P]
-        target_masks = targets.masks.to(device=mask_logits.device, dtype=torch.float32)
-        tgt = point_sample(target_masks.unsqueeze(0), coords)[0]  # [T, P]
-        if self.mask_cost == "focal":
-            mask = pairwise_sigmoid_focal(pred, tgt, alpha=self.focal_alpha, gamma=self.focal_gamma)
-        else:
-            mask = pairwise_sigmoid_ce(pred, tgt)
-        return cost + self.mask_weight * mask + self.dice_weight * pairwise_dice(pred, tgt)
+        """The matching cost of one image: ``float[Q, K + 1]``, ``float[Q, H, W]`` and its T
+        targets -> ``float32[Q, T]`` (points drawn from ``generator``)."""
+        batch = stack_targets([targets])
+        coords = None
+        if not targets.box_only:
+            coords = self.draw_points(1, mask_logits.device, generator)
+        return self.batch_costs(class_logits[None], mask_logits[None], batch, [0], coords)[0]
 
     @torch.no_grad()
     def __call__(
@@ -116,7 +199,8 @@ class HungarianMatcher:
         targets: Sequence[MaskTargets],
         generator: torch.Generator | None = None,
     ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Match every image.
+        """Match every image (one image per cost call; the training step uses
+        :meth:`batch_costs` and :func:`assign` on groups of images).
 
         Args:
             class_logits: Per image ``float[Q_b, K_b + 1]`` (last = no object).
@@ -134,20 +218,72 @@ class HungarianMatcher:
                 f"{len(class_logits)} class logits, {len(mask_logits)} mask logits and "
                 f"{len(targets)} targets: pass one of each per image"
             )
-        out = []
-        for b, (cls, masks, tgt) in enumerate(zip(class_logits, mask_logits, targets)):
+        costs = []
+        for cls, masks, tgt in zip(class_logits, mask_logits, targets):
             if len(tgt) == 0:
-                empty = torch.zeros(0, dtype=torch.int64)
-                out.append((empty, empty.clone()))
+                costs.append(torch.zeros(1, cls.shape[0], 0))
                 continue
-            cost = self.cost_matrix(cls, masks, tgt, generator).cpu()
-            if not torch.isfinite(cost).all():
+            costs.append(self.cost_matrix(cls, masks, tgt, generator)[None])
+        matched = assign(costs, [None] * len(costs), [[len(t)] for t in targets])
+        return [m[0] for m in matched]
+
+
+def _select(x: torch.Tensor, rows: list[int]) -> torch.Tensor:
+    """``x[rows]`` without a copy when ``rows`` are all of ``x``'s rows in order."""
+    if rows == list(range(x.shape[0])):
+        return x
+    return x[rows]
+
+
+def assign(
+    costs: Sequence[torch.Tensor],
+    query_valid: Sequence[torch.Tensor | None],
+    num_targets: Sequence[Sequence[int]],
+) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
+    """Optimal assignments of many cost matrices with one device -> host crossing.
+
+    Args:
+        costs: Per group ``float[b_i, Q_i, T_i]`` on any device (one group per label space and
+            decoder layer, say).
+        query_valid: Per group ``bool[b_i, Q_i]`` proposals that may be matched (None: all).
+        num_targets: Per group, per image, its number of targets (host ints; columns past it
+            are ignored).
+    Returns:
+        Per group, per image ``(query_idx int64[T'], target_idx int64[T'])`` on the CPU, sorted
+        by query (indices into the group's Q_i proposals and the image's targets).
+    Raises:
+        ValueError: A non-finite cost.
+    """
+    if not costs:
+        return []
+    q_max = max(c.shape[1] for c in costs)
+    t_max = max(c.shape[2] for c in costs)
+    packed = []
+    for cost, valid in zip(costs, query_valid):
+        b, q, t = cost.shape
+        flag = torch.ones(b, q, 1) if valid is None else valid[..., None]
+        block = torch.cat([flag.to(device=cost.device, dtype=torch.float32), cost.float()], 2)
+        packed.append(torch.nn.functional.pad(block, (0, t_max - t, 0, q_max - q)))
+    device = costs[0].device
+    host = torch.cat([p.to(device) for p in packed]).cpu().numpy()  # the one crossing
+    out, start = [], 0
+    for cost, counts in zip(costs, num_targets):
+        group = []
+        for j, n in enumerate(counts):
+            block = host[start + j, : cost.shape[1]]
+            rows = np.flatnonzero(block[:, 0] > 0.5)  # column 0: the query-valid flag
+            matrix = block[rows, 1 : n + 1]
+            if n == 0 or len(rows) == 0:
+                empty = torch.zeros(0, dtype=torch.int64)
+                group.append((empty, empty.clone()))
+                continue
+            if not np.isfinite(matrix).all():
                 raise ValueError(
-                    f"Non-finite matching cost in image {b} (NaN or inf in the predictions); "
+                    f"Non-finite matching cost in image {j} (NaN or inf in the predictions); "
                     "lower the learning rate or enable gradient clipping"
                 )
-            rows, cols = linear_sum_assignment(cost.numpy())
-            out.append(
-                (torch.as_tensor(rows, dtype=torch.int64), torch.as_tensor(cols, dtype=torch.int64))
-            )
-        return out
+            r, c = linear_sum_assignment(matrix)
+            group.append((torch.as_tensor(rows[r], dtype=torch.int64), torch.as_tensor(c)))
+        out.append(group)
+        start += cost.shape[0]
+    return out

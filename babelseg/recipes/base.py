@@ -25,6 +25,7 @@ from torch import nn
 
 from babelseg.data.collate import Batch
 from babelseg.data.sample import Annotation
+from babelseg.data.targets import TargetSpec
 from babelseg.labels.encoders.base import TextEncoder
 from babelseg.labels.space import IGNORE_INDEX, LabelSpace
 from babelseg.losses.pixel_text import pixel_cross_entropy_sum
@@ -41,12 +42,12 @@ class LossResult:
     Attributes:
         total: 0-d loss to back-propagate.
         per_dataset: ``{dataset: 0-d loss}`` (detached), to name the culprit of a NaN.
-        logs: Extra scalars for the run log.
+        logs: Extra scalars for the run log (0-d tensors are read back only on log steps).
     """
 
     total: torch.Tensor
     per_dataset: dict[str, torch.Tensor] = field(default_factory=dict)
-    logs: dict[str, float] = field(default_factory=dict)
+    logs: dict[str, float | torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass
@@ -114,6 +115,8 @@ class Recipe(nn.Module, ABC):
         find_unused_parameters: Under torchrun some parameters get no gradient in some steps
             (phases that freeze part of the model): DistributedDataParallel must look for them.
         has_unified_space: True when :meth:`unified_space` answers (a learned label space).
+        target_spec: The training targets collation builds for it in the data workers
+            (:class:`~babelseg.data.targets.TargetSpec`); None: none beyond the semantic maps.
     """
 
     renamed_weights: ClassVar[dict[str, str]] = {}
@@ -126,6 +129,7 @@ class Recipe(nn.Module, ABC):
     forward_takes_texts: ClassVar[bool] = False
     find_unused_parameters: ClassVar[bool] = False
     has_unified_space: ClassVar[bool] = False
+    target_spec: ClassVar[TargetSpec | None] = None
 
     def __init__(self) -> None:
         super().__init__()

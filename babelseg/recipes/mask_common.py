@@ -1,8 +1,8 @@
 """What the mask-classification recipes (``lmseg``, ``dataseg``) share.
 
-- :func:`batch_targets`: the per-image :class:`~babelseg.matching.targets.MaskTargets` of a
-  collated batch (semantic maps -> one mask per class present; panoptic / instance masks
-  without crowd; boxes-only data -> boxes on the mask-logit grid);
+- :data:`TARGET_SPEC`: the targets collation builds for them in the data workers
+  (:mod:`babelseg.data.targets`: semantic maps -> one mask per class present; panoptic / instance
+  masks without crowd; boxes-only data -> boxes on the mask-logit grid);
 - :class:`MaskRecipe`: the recipe skeleton both recipes subclass: forward with texts, the set
   losses of every decoder layer (per dataset for the logs), and inference for semantic,
   panoptic and instance segmentation; subclasses say how texts become step texts and which
@@ -13,16 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from babelseg.data.collate import Batch
-from babelseg.data.sample import Annotation, Sample, Task
-from babelseg.labels.space import IGNORE_INDEX
-from babelseg.losses.mask_criterion import LayerPrediction, MaskCriterion, target_counts
+from babelseg.data.sample import Annotation, Task
+from babelseg.data.targets import MaskTargetBatch, TargetSpec, build_mask_targets
+from babelseg.losses.mask_criterion import MaskCriterion, at_least_one
+from babelseg.matching.groups import MatchGroup
 from babelseg.matching.merge import merge_proposals
-from babelseg.matching.targets import MaskTargets
 from babelseg.models.heads.text_classifier import TextClassifier
 from babelseg.models.mask_model import OUTPUT_STRIDE, MaskClassificationModel
 from babelseg.models.outputs import MaskOutput
@@ -30,73 +29,20 @@ from babelseg.models.postprocess import instance_masks, panoptic_segments
 from babelseg.models.segments import InstancePrediction, PanopticPrediction
 from babelseg.recipes.base import LossResult, Recipe, group_by_dataset
 
-
 # ---------------------------------------------------------------------------- targets
-def _box_targets(sample: Sample, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Non-crowd boxes of at least 1 px after clipping to ``size`` (image pixels), and their
-    classes: ``(float[T, 4], int64[T])``."""
-    if sample.boxes is None or sample.classes is None or len(sample.boxes) == 0:
-        return torch.zeros(0, 4), torch.zeros(0, dtype=torch.long)
-    boxes = torch.as_tensor(np.asarray(sample.boxes), dtype=torch.float32).reshape(-1, 4)
-    classes = torch.as_tensor(np.asarray(sample.classes), dtype=torch.long)
-    keep = torch.ones(len(boxes), dtype=torch.bool)
-    if sample.iscrowd is not None:
-        keep &= ~torch.as_tensor(np.asarray(sample.iscrowd), dtype=torch.bool)
-    h, w = size
-    clipped = torch.minimum(boxes.clamp(min=0.0), torch.tensor([w, h, w, h], dtype=torch.float32))
-    keep &= ((clipped[:, 2] - clipped[:, 0]) >= 1.0) & ((clipped[:, 3] - clipped[:, 1]) >= 1.0)
-    return clipped[keep], classes[keep]
+# masks over the stride-4 logits' extent at image resolution, boxes on the mask-logit grid
+TARGET_SPEC = TargetSpec(pad_multiple=OUTPUT_STRIDE, mask_stride=1, box_stride=OUTPUT_STRIDE)
 
 
-def sample_targets(
-    sample: Sample, semantic: torch.Tensor | None, size: tuple[int, int]
-) -> MaskTargets:
-    """The targets of one collated image.
-
-    Args:
-        sample: The augmented sample (masks, boxes, classes, crowd flags, annotation kind).
-        semantic: ``int64[H, W]`` its row of ``Batch.semantic`` (padded, 255 = ignore), used for
-            semantic datasets.
-        size: ``(H, W)`` of the padded batch.
-    Returns:
-        Semantic data: one mask per class present. Panoptic / instance data: the non-crowd,
-        non-empty masks. Boxes-only data: ``box_only`` targets with the non-crowd boxes on the
-        stride-4 mask-logit grid. Masks are padded to a multiple of 4 so that they cover the
-        same extent as the mask logits.
-    """
-    h, w = size
-    grid = (-(-h // OUTPUT_STRIDE) * OUTPUT_STRIDE, -(-w // OUTPUT_STRIDE) * OUTPUT_STRIDE)
-    if sample.annotation == Annotation.BOXES:
-        boxes, classes = _box_targets(sample, size)
-        return MaskTargets(classes=classes, boxes=boxes / OUTPUT_STRIDE, box_only=True)
-    if sample.task == Task.SEMANTIC or sample.masks is None:
-        if semantic is None:
-            raise ValueError(
-                f"{sample.path or sample.dataset}: a {sample.task.value} sample without masks "
-                "needs a semantic map."
-            )
-        present = torch.unique(semantic)
-        classes = present[present != IGNORE_INDEX].cpu()
-        masks = semantic.cpu()[None] == classes[:, None, None]
-    else:
-        masks = torch.from_numpy(np.asarray(sample.masks, dtype=bool))
-        classes = torch.as_tensor(np.asarray(sample.classes), dtype=torch.long)
-        keep = masks.flatten(1).any(1)
-        if sample.iscrowd is not None:
-            keep &= ~torch.as_tensor(np.asarray(sample.iscrowd), dtype=torch.bool)
-        masks, classes = masks[keep], classes[keep]
-    out = torch.zeros((len(classes), *grid), dtype=torch.bool)
-    out[:, : masks.shape[1], : masks.shape[2]] = masks
-    return MaskTargets(classes=classes, masks=out)
-
-
-def batch_targets(batch: Batch) -> list[MaskTargets]:
-    """:func:`sample_targets` of every image of a batch (on the CPU)."""
+def batch_targets(batch: Batch, spec: TargetSpec = TARGET_SPEC) -> MaskTargetBatch:
+    """The batch's targets: those collation built in the data workers, or, for a batch collated
+    without a target spec (``collate_samples(samples)`` in a script), built now on the CPU and
+    moved to the batch's device."""
+    if batch.targets is not None:
+        return batch.targets
+    semantic = None if batch.semantic is None else batch.semantic.cpu()
     size = (int(batch.images.shape[-2]), int(batch.images.shape[-1]))
-    return [
-        sample_targets(s, None if batch.semantic is None else batch.semantic[i], size)
-        for i, s in enumerate(batch.samples)
-    ]
+    return build_mask_targets(batch.samples, semantic, size, spec).to(batch.images.device)
 
 
 # ---------------------------------------------------------------------------- recipe
@@ -122,6 +68,7 @@ class MaskRecipe(Recipe):
     name = "mask"
     supported_annotations = frozenset({Annotation.CLEAN, Annotation.NOISY})
     predicts_segments = True
+    target_spec = TARGET_SPEC
     forward_takes_texts = True
 
     def __init__(
@@ -180,23 +127,61 @@ class MaskRecipe(Recipe):
 
     # ------------------------------------------------------------------ training
     def loss_counts(self, batch: Batch) -> dict[str, float]:
-        """This process's normalisers: ``num_images``, ``num_masks``, ``num_boxes``."""
-        return target_counts(batch_targets(batch))
+        """This process's ``num_images``, ``num_masks``, ``num_boxes`` (counted in the workers)."""
+        return dict(batch_targets(batch, self.target_spec).counts)
 
-    def _layer(
+    def _groups(
         self,
-        layer: MaskOutput,
+        layers: Sequence[MaskOutput],
         idx: list[int],
-        texts: Sequence[torch.Tensor],
-        merges: Sequence[torch.Tensor | None],
-    ) -> LayerPrediction:
-        logits = self.classifier.per_image(layer.class_embeddings[idx], texts)
-        masks, classes = [], []
-        for j, b in enumerate(idx):
-            m, c = self._proposals(layer.mask_logits[b], logits[j], merges[j], drop_absent=False)
-            masks.append(m)
-            classes.append(c)
-        return LayerPrediction(class_logits=classes, mask_logits=masks)
+        text: torch.Tensor,
+        merge: tuple[torch.Tensor, int] | None,
+        tag: int,
+        weight: float,
+        rows: torch.Tensor | None,
+    ) -> list[MatchGroup]:
+        """One :class:`MatchGroup` per decoder layer for the images ``idx`` of one dataset
+        (``rows``: ``idx`` on the device, None when they are all the batch's images)."""
+        groups = []
+        for layer in layers:
+            embeddings, masks = layer.class_embeddings, layer.mask_logits
+            if rows is not None:
+                embeddings, masks = embeddings.index_select(0, rows), masks.index_select(0, rows)
+            logits = self.classifier(embeddings, text)  # [b, Q, K + 1]
+            valid, num_valid = None, None
+            if merge is not None:
+                masks, logits, valid, num_valid = self._merged(masks, logits, merge)
+            groups.append(
+                MatchGroup(
+                    class_logits=logits,
+                    mask_logits=masks,
+                    images=idx,
+                    query_valid=valid,
+                    num_valid=num_valid,
+                    weight=weight,
+                    tag=tag,
+                    segment=len(groups) + tag * len(layers),
+                )
+            )
+        return groups
+
+    @staticmethod
+    def _merged(
+        masks: torch.Tensor, logits: torch.Tensor, merge: tuple[torch.Tensor, int]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]:
+        """MERGE each image (data-dependent sizes) padded to ``Q + M`` proposals: ``(float[b, Q + M,
+        h, w], float[b, Q + M, K + 1], bool[b, Q + M], [n_b])``, the n_b valid ones first."""
+        flags, num_merged = merge
+        width = masks.shape[1] + num_merged
+        out_masks, out_logits, valid, counts = [], [], [], []
+        for m, c in zip(masks, logits):
+            merged = merge_proposals(m, c, flags)
+            n = merged.mask_logits.shape[0]
+            out_masks.append(F.pad(merged.mask_logits, (0, 0, 0, 0, 0, width - n)))
+            out_logits.append(F.pad(merged.class_logits, (0, 0, 0, width - n)))
+            valid.append(torch.arange(width, device=masks.device) < n)
+            counts.append(n)
+        return torch.stack(out_masks), torch.stack(out_logits), torch.stack(valid), counts
 
     def loss(
         self,
@@ -208,51 +193,49 @@ class MaskRecipe(Recipe):
     ) -> LossResult:
         """Matched classification CE + point-sampled mask CE/dice (+ box projection for
         boxes-only data) on the final and every auxiliary decoder layer, each image in its own
-        label space; the sums are divided by the all-reduced :meth:`loss_counts`."""
-        targets = batch_targets(batch)
+        label space; the sums are divided by the all-reduced :meth:`loss_counts`. Reads nothing
+        back from the device except the matching costs (one crossing)."""
+        targets = batch_targets(batch, self.target_spec)
         layers = [output, *(output.aux or [])]
-        device = output.mask_logits.device
-        total_losses: dict[str, torch.Tensor] = {}
-        per_dataset: dict[str, torch.Tensor] = {}
-        for name, idx in group_by_dataset(batch.datasets).items():
+        by_dataset = group_by_dataset(batch.datasets)
+        rows = _dataset_rows(by_dataset, output.mask_logits.device)
+        groups: list[MatchGroup] = []
+        for tag, (name, idx) in enumerate(by_dataset.items()):
             text = texts[name]
-            sample = batch.samples[idx[0]]
             merge = self.merge_classes(
-                sample.task,
-                self._is_thing(name, len(text), device),
-                box_only=sample.annotation == Annotation.BOXES,
+                targets.tasks[idx[0]],
+                self._is_thing(name, len(text)),
+                box_only=targets.box_only[idx[0]],
             )
-            group_targets = [targets[b] for b in idx]
-            preds = [
-                self._layer(layer, idx, [text] * len(idx), [merge] * len(idx)) for layer in layers
-            ]
+            if merge is not None and bool(merge.any()):  # host tensors: no device read
+                merge = (merge.to(output.mask_logits.device), int(merge.sum()))
+            else:
+                merge = None
             weight = float(self.dataset_loss_weights.get(name, 1.0))
-            losses = self.criterion(
-                preds,
-                group_targets,
-                image_weights=torch.full((len(idx),), weight, device=device),
-            )
-            counts = target_counts(group_targets)
-            per_dataset[name] = self.criterion.total(losses, counts).detach()
+            groups += self._groups(layers, idx, text, merge, tag, weight, rows[tag])
+        per_tag = self.criterion.step(groups, targets, num_tags=len(by_dataset))
+        per_dataset: dict[str, torch.Tensor] = {}
+        total_losses: dict[str, torch.Tensor] = {}
+        for (name, idx), losses in zip(by_dataset.items(), per_tag):
+            per_dataset[name] = self.criterion.total(losses, _counts(targets, idx)).detach()
             for key, value in losses.items():
-                if key.startswith("loss_"):
-                    total_losses[key] = total_losses.get(key, 0.0) + value
-        norms = {k: float(v) for k, v in normalisers.items()}
-        total = self.criterion.total(total_losses, norms)
+                total_losses[key] = total_losses[key] + value if key in total_losses else value
+        total = self.criterion.total(total_losses, dict(normalisers))
         divisor = {"loss_class": "num_images", "loss_projection": "num_boxes"}
-        logs = {  # per layer, each divided by its normaliser, unweighted
-            k: float(v.detach()) / max(norms[divisor.get(k, "num_masks")], 1.0) / len(layers)
+        logs = {  # per layer, each divided by its normaliser, unweighted (read on log steps)
+            k: v.detach() / at_least_one(normalisers[divisor.get(k, "num_masks")]) / len(layers)
             for k, v in total_losses.items()
         }
-        logs["temperature"] = float(1.0 / self.classifier.temperature().detach())
+        logs["temperature"] = 1.0 / self.classifier.temperature().detach()
         return LossResult(total=total, per_dataset=per_dataset, logs=logs)
 
-    def _is_thing(self, dataset: str, num_classes: int, device: torch.device) -> torch.Tensor:
-        """``bool[K]`` thing flags of a training dataset's label space (all False if unknown)."""
+    def _is_thing(self, dataset: str, num_classes: int) -> torch.Tensor:
+        """``bool[K]`` thing flags of a training dataset's label space (all False if unknown), on
+        the CPU."""
         flags = self.thing_flags.get(dataset)
         if flags is None or len(flags) != num_classes:
-            return torch.zeros(num_classes, dtype=torch.bool, device=device)
-        return torch.as_tensor(flags, dtype=torch.bool, device=device)
+            return torch.zeros(num_classes, dtype=torch.bool)
+        return torch.as_tensor(flags, dtype=torch.bool)
 
     # ------------------------------------------------------------------ inference
     def _image_proposals(
@@ -351,3 +334,22 @@ class MaskRecipe(Recipe):
                 )
             )
         return preds
+
+
+def _counts(targets: MaskTargetBatch, idx: list[int]) -> dict[str, float]:
+    """``num_images``, ``num_masks``, ``num_boxes`` of the images ``idx`` (host ints)."""
+    masks = sum(targets.num_targets[b] for b in idx if not targets.box_only[b])
+    boxes = sum(targets.num_targets[b] for b in idx if targets.box_only[b])
+    return {"num_images": float(len(idx)), "num_masks": float(masks), "num_boxes": float(boxes)}
+
+
+def _dataset_rows(
+    by_dataset: Mapping[str, list[int]], device: torch.device
+) -> list[torch.Tensor | None]:
+    """Each dataset's image rows as ``int64`` tensors on ``device`` (one copy for all), or None
+    for a batch of one dataset."""
+    if len(by_dataset) == 1:
+        return [None]
+    flat = torch.as_tensor([b for idx in by_dataset.values() for b in idx], dtype=torch.int64)
+    flat = flat.pin_memory() if device.type == "cuda" else flat
+    return list(flat.to(device, non_blocking=True).split([len(i) for i in by_dataset.values()]))

@@ -346,8 +346,8 @@ class QueryDecoder(nn.Module):
                 f"text_attention needs one float[K_b, {self.embed_dim}] text tensor per image "
                 f"({batch}), got {got}"
             )
-        lengths = torch.tensor([int(t.shape[0]) for t in texts], device=device)
-        k = max(int(lengths.max()), 1)
+        sizes = [int(t.shape[0]) for t in texts]  # host ints: nothing read back from the device
+        lengths, k = torch.tensor(sizes, device=device), max(max(sizes), 1)
         padded = torch.stack(
             [
                 F.pad(t.to(device=device, dtype=self.text_proj.weight.dtype), (0, 0, 0, k - len(t)))
@@ -356,7 +356,7 @@ class QueryDecoder(nn.Module):
         )
         valid = torch.arange(k, device=device)[None, :] < lengths[:, None]
         has_text = valid.any(1)
-        all_have = bool(has_text.all())
+        all_have = min(sizes) > 0
         if not all_have:
             # SDPA needs one key per row: let text-less images see the (zero) padding; their
             # text attention's result is discarded in the layer.

@@ -44,6 +44,8 @@ def uncertain_points(
     oversample_ratio: float,
     importance_sample_ratio: float,
     generator: torch.Generator | None = None,
+    *,
+    uniform: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mask2Former's training points: mostly where the prediction is uncertain, some at random.
 
@@ -57,6 +59,9 @@ def uncertain_points(
         oversample_ratio: >= 1, how many candidates to draw per kept uncertain point.
         importance_sample_ratio: In ``[0, 1]``, share of the P points chosen by uncertainty.
         generator: Random generator on ``logits.device`` (None: the global one).
+        uniform: Pre-drawn uniform numbers (``float[N * (S + P - U) * 2]``, S candidates, U
+            uncertain points: the candidates first, then the extra points, in the order this
+            function draws them) instead of drawing from ``generator``.
     Returns:
         ``float[N, P, 2]`` ``(x, y)`` points in ``[0, 1]``.
     Raises:
@@ -75,12 +80,22 @@ def uncertain_points(
     num_sampled = int(num_points * oversample_ratio)
     num_uncertain = int(importance_sample_ratio * num_points)
     num_random = num_points - num_uncertain
+    if uniform is not None and uniform.numel() != n * (num_sampled + num_random) * 2:
+        raise ValueError(
+            f"uniform has {uniform.numel()} numbers, expected {n * (num_sampled + num_random) * 2}"
+        )
     with torch.no_grad():
-        candidates = torch.rand(n, num_sampled, 2, device=device, generator=generator)
+        if uniform is None:
+            candidates = torch.rand(n, num_sampled, 2, device=device, generator=generator)
+        else:
+            candidates = uniform[: n * num_sampled * 2].view(n, num_sampled, 2)
         uncertainty = -point_sample(logits.detach().float(), candidates)[:, 0].abs()  # [N, S]
         top = uncertainty.topk(num_uncertain, dim=1).indices
         chosen = candidates.gather(1, top.unsqueeze(-1).expand(-1, -1, 2))
-        if num_random > 0:
+        if num_random > 0 and uniform is None:
             extra = torch.rand(n, num_random, 2, device=device, generator=generator)
+            chosen = torch.cat([chosen, extra], dim=1)
+        elif num_random > 0:
+            extra = uniform[n * num_sampled * 2 :].view(n, num_random, 2)
             chosen = torch.cat([chosen, extra], dim=1)
     return chosen

@@ -77,7 +77,7 @@ def _from_tensor(x: torch.Tensor, name: str) -> list[np.ndarray]:
         pixels = (x * 255.0).round().to(torch.uint8)
     else:
         raise ValueError(f"{name}: a tensor image must be uint8 or float, got {x.dtype}.")
-    pixels = pixels.movedim(-3, -1).contiguous().numpy()
+    pixels = pixels.movedim(-3, -1).contiguous().cpu().numpy()
     return list(pixels) if pixels.ndim == 4 else [pixels]
 
 

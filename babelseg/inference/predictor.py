@@ -300,7 +300,7 @@ class Predictor:
         size = (int(image.shape[0]), int(image.shape[1]))
         result = TaskPredictions()
         if "semantic" in tasks:
-            result.semantic = self._semantic_labels(out, text, size, dataset).numpy()
+            result.semantic = self._semantic_labels(out, text, size, dataset).cpu().numpy()
         if "panoptic" in tasks:
             if is_thing is None:
                 raise ValueError("Panoptic prediction needs is_thing (bool[K]) of the classes.")

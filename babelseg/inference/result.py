@@ -150,7 +150,7 @@ class SegmentationResult:
         if not (0 <= y < height and 0 <= x < width):
             raise ValueError(f"Pixel ({y}, {x}) is outside the {height}x{width} image.")
         cell = self.scores[:, y // STRIDE, x // STRIDE]
-        return probabilities(cell, self.normalisation).numpy()
+        return probabilities(cell, self.normalisation).cpu().numpy()
 
     def top_labels(self, y: int, x: int, k: int = 5) -> list[tuple[str, float]]:
         """The ``k`` most probable labels at pixel ``(y, x)`` with their probabilities."""
@@ -164,7 +164,7 @@ class SegmentationResult:
         probs = probabilities(self.scores, self.normalisation)[k]
         up = F.interpolate(probs[None, None], scale_factor=STRIDE, mode="bilinear")[0, 0]
         height, width = self.label_map.shape
-        return up[:height, :width].numpy()
+        return up[:height, :width].cpu().numpy()
 
     # ------------------------------------------------------------------ pictures and files
     def overlay(self, *, alpha: float = 0.5, legend: bool = True) -> Image.Image:

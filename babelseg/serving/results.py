@@ -171,7 +171,7 @@ def heat_map(result: StoredResult, *, class_index: int, kind: str) -> tuple[byte
         channel = result.scores[class_index]
     height, width = result.size
     up = F.interpolate(channel[None, None], scale_factor=STRIDE, mode="bilinear")
-    values = up[0, 0, :height, :width].numpy()
+    values = up[0, 0, :height, :width].cpu().numpy()
     if kind == "probability":
         low, high = 0.0, 1.0
     else:

@@ -20,7 +20,7 @@ text embeddings of each dataset's class names.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -84,15 +84,24 @@ class LMSegRecipe(MaskRecipe):
         self.label_texts = {k: list(v) for k, v in (label_texts or {}).items()}
         self.train_datasets = list(train_datasets)
 
-    def step_texts(self, texts: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def step_texts(
+        self, texts: Mapping[str, torch.Tensor], *, datasets: Collection[str] | None = None
+    ) -> dict[str, torch.Tensor]:
         """The label embeddings of this step: prompted (differentiable in the context) for the
-        training datasets while training, for every dataset with known strings in eval mode;
-        the frozen ones otherwise; the one-hot rows instead when there are some."""
+        training datasets of this batch (``datasets``; all training datasets when None) while
+        training, for every dataset with known strings in eval mode; the frozen ones otherwise
+        (the loss reads only the batch's); the one-hot rows instead when there are some. A text
+        shared by several label spaces is encoded once."""
         if self.one_hot is not None:
             return self.one_hot(texts)
         if self.prompt is None:
             return dict(texts)
-        wanted = set(self.train_datasets) if self.training else set(texts)
+        if self.training:
+            wanted = set(self.train_datasets)
+            if datasets is not None:
+                wanted &= set(datasets)
+        else:
+            wanted = set(texts)
         names = [
             n
             for n, t in texts.items()

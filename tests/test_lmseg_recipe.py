@@ -178,15 +178,18 @@ class _FakePrompt(torch.nn.Module):
 
 
 def test_step_texts_prompts_training_datasets_in_one_pass_and_all_in_eval():
-    recipe = _recipe(8, train_datasets=("a",))
+    recipe = _recipe(8, train_datasets=("a", "b"))
     recipe.prompt = _FakePrompt()
-    recipe.label_texts = {"a": ["x", "yy"], "held": ["zzz"]}
-    texts = {"a": torch.zeros(2, 8), "held": torch.zeros(1, 8)}
+    recipe.label_texts = {"a": ["x", "yy"], "b": ["yy", "w"], "held": ["zzz"]}
+    texts = {"a": torch.zeros(2, 8), "b": torch.zeros(2, 8), "held": torch.zeros(1, 8)}
     out = recipe.train().step_texts(texts)
-    assert recipe.prompt.calls == [["x", "yy"]]  # held-out space untouched while training
+    assert recipe.prompt.calls == [["x", "yy", "yy", "w"]]  # held-out untouched while training
     assert out["a"].requires_grad and torch.equal(out["held"], texts["held"])
+    out = recipe.step_texts(texts, datasets={"b", "held"})  # only the batch's training datasets
+    assert recipe.prompt.calls[-1] == ["yy", "w"]
+    assert out["b"].requires_grad and torch.equal(out["a"], texts["a"])
     out = recipe.eval().step_texts(texts)
-    assert recipe.prompt.calls[-1] == ["x", "yy", "zzz"]  # one pass over every known space
+    assert recipe.prompt.calls[-1] == ["x", "yy", "yy", "w", "zzz"]  # one pass, every space
     assert torch.allclose(out["held"], F.normalize(torch.full((1, 8), 3.0), dim=1))
 
 

@@ -276,10 +276,12 @@ class Trainer:
             return self.model(batch.images, texts=[texts[d] for d in batch.datasets])
         return self.model(batch.images)
 
-    def _step_texts(self) -> dict[str, torch.Tensor]:
+    def _step_texts(self, batch: Batch) -> dict[str, torch.Tensor]:
         """The training datasets' label embeddings of this step (learned prompts make them
-        trainable)."""
-        return self.recipe.step_texts({n: self.texts_dev[n] for n in self.train_names})
+        trainable; a recipe may recompute only those of the batch's datasets)."""
+        return self.recipe.step_texts(
+            {n: self.texts_dev[n] for n in self.train_names}, datasets=set(batch.datasets)
+        )
 
     def _exported_texts(self) -> dict[str, torch.Tensor]:
         """Every dataset's label embeddings as the trained recipe sees them (for inference)."""
@@ -334,7 +336,7 @@ class Trainer:
                 normalisers = self._normalisers(batch)
                 self.recipe.on_step_start(step)
                 with _autocast(cfg, self.device):
-                    output = self._forward(batch, step_texts := self._step_texts())
+                    output = self._forward(batch, step_texts := self._step_texts(batch))
                     result = self.recipe.loss(output, batch, step_texts, normalisers=normalisers)
                 good.check_loss(
                     result.total, result.per_dataset, step=step + 1, world_size=ctx.world_size

@@ -3,23 +3,29 @@ text encoder: the input becomes ``[BOS] [W]_1 ... [W]_M <class text> [EOS]`` (MS
 3.2, LMSeg.txt "[v]_1 ... [v]_L [class name]").
 
 Only the M context vectors are trained; the encoder's weights stay fixed and are kept out of the
-module tree (a plain attribute), so they never enter a checkpoint or an optimizer. The context is
-spliced in at the token-embedding layer: the tokenised text gets M placeholder ids after its first
-token, and a forward hook on the input-embedding layer replaces their vectors by the context.
-Positions, attention masks and pooling are then the encoder's own:
+module tree (a plain attribute), so they never enter a checkpoint or an optimizer. The encoder
+runs as a shared prefix ``[BOS] [W]_1 ... [W]_M`` computed once per call plus each class's own
+tokens (:mod:`babelseg.labels.shared_prefix`; the context never reads the class text, as in
+CLIP's causal tower), and the pooling leaves the context out, so learning the context can move
+classes apart instead of giving every class the same shared part:
 
-- ``minilm`` (sentence-transformers all-MiniLM-L6-v2, a BERT): mean over the attention mask of the
-  last hidden states (context tokens included), L2-normalised, as the sentence-transformers model;
-- ``clip`` (``CLIPTextModelWithProjection``): the end-of-text token's state (found from the ids,
-  so shifted by M) through ``text_projection``, L2-normalised.
+- ``minilm`` (sentence-transformers all-MiniLM-L6-v2, a BERT): mean of the last hidden states
+  over the class-text tokens only ([CLS], context and [SEP] excluded), L2-normalised;
+- ``clip`` (``CLIPTextModelWithProjection``): the end-of-text token's state through
+  ``final_layer_norm`` and ``text_projection``, L2-normalised (exactly CLIP's own forward with the
+  context spliced in after BOS).
 
-With ``context_length=0`` nothing is inserted and the output equals the frozen encoder's
-``encode`` (up to float rounding): prompt learning starts from the plain text embeddings only
-when M = 0; with M > 0 the N(0, 0.02) context already changes them.
+Per call, each distinct text is encoded once; the tokenisation and the embedding-layer output of
+the class tokens (which do not depend on the context) are cached per list of texts.
+
+With ``context_length=0`` the CLIP output equals the frozen encoder's ``encode``; the MiniLM
+output differs from the sentence-transformers embedding (other pooling, and [CLS] does not read
+the text), so prompted and frozen MiniLM embeddings are not interchangeable.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import torch
@@ -30,8 +36,12 @@ from babelseg.labels.cache import CachedTextEncoder
 from babelseg.labels.encoders.base import TextEncoder
 from babelseg.labels.encoders.clip import ClipTextEncoder
 from babelseg.labels.encoders.minilm import MiniLMTextEncoder
+from babelseg.labels.shared_prefix import PackedSuffixes, SharedPrefixTower
 
 PromptableEncoder = MiniLMTextEncoder | ClipTextEncoder
+
+PACKED_CACHE_SIZE = 64
+"""Lists of texts whose packed, embedded class tokens are kept (least recently used dropped)."""
 
 
 class PromptLearner(nn.Module):
@@ -40,7 +50,7 @@ class PromptLearner(nn.Module):
     Args:
         encoder: A MiniLM or CLIP text encoder (not wrapped in a cache); its weights are frozen
             (``requires_grad_(False)``, eval mode) and shared, not copied.
-        context_length: M, the number of context vectors (0 = the frozen encoder unchanged).
+        context_length: M, the number of context vectors.
         init_std: Standard deviation of the N(0, std) initialisation (CoOp: 0.02).
 
     Attributes:
@@ -59,12 +69,12 @@ class PromptLearner(nn.Module):
             transformer = encoder.model[0].auto_model
             tokenizer = encoder.model.tokenizer
             limit = int(encoder.model.max_seq_length)
-            self._pooling = "mean"
+            kind, self._pooling = "bert", "class-token mean"
         elif isinstance(encoder, ClipTextEncoder):
             transformer = encoder.model
             tokenizer = encoder.tokenizer
             limit = int(encoder.max_length)
-            self._pooling = "eos_projection"
+            kind, self._pooling = "clip", "eos projection"
         else:
             raise ValueError(
                 f"PromptLearner needs a MiniLM or CLIP text encoder, got {type(encoder).__name__}."
@@ -76,7 +86,7 @@ class PromptLearner(nn.Module):
             )
         transformer.requires_grad_(False).eval()
         # A plain attribute: not a submodule, so not in state_dict(), parameters() or .to().
-        self.__dict__["_transformer"] = transformer
+        self.__dict__["_tower"] = SharedPrefixTower(transformer=transformer, kind=kind)
         self._tokenizer = tokenizer
         self._max_text_tokens = limit - context_length
         self.context_length = int(context_length)
@@ -86,45 +96,44 @@ class PromptLearner(nn.Module):
             self.context = nn.Parameter(torch.randn(context_length, width) * init_std)
         else:
             self.register_buffer("context", torch.zeros(0, width), persistent=False)
-        self._tokens: dict[tuple[str, ...], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._bos_id: int | None = None
+        self._packed: OrderedDict[tuple, PackedSuffixes] = OrderedDict()
 
     @property
     def transformer(self) -> nn.Module:
         """The frozen transformer (moved to the context's device on each forward)."""
-        return self.__dict__["_transformer"]
+        return self.__dict__["_tower"].transformer
 
     def extra_repr(self) -> str:
         return f"context_length={self.context_length}, dim={self.dim}, pooling={self._pooling}"
 
-    def _tokenize(self, strings: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(input_ids int64[K, L + M], attention_mask int64[K, L + M])`` on the CPU, with M
-        placeholder ids (copies of the first token) after the first token; cached per list."""
-        if strings not in self._tokens:
-            batch = self._tokenizer(
-                list(strings),
-                padding=True,
-                truncation=True,
-                max_length=self._max_text_tokens,
-                return_tensors="pt",
-            )
-            ids, mask = batch["input_ids"], batch["attention_mask"]
-            m = self.context_length
-            ids = torch.cat([ids[:, :1], ids[:, :1].expand(-1, m), ids[:, 1:]], dim=1)
-            mask = torch.cat([mask[:, :1], mask[:, :1].expand(-1, m), mask[:, 1:]], dim=1)
-            self._tokens[strings] = (ids, mask)
-        return self._tokens[strings]
-
-    def _splice(self, _module: nn.Module, _inputs: tuple, output: torch.Tensor) -> torch.Tensor:
-        """Forward hook on the input-embedding layer: positions 1..M become the context."""
-        m = self.context_length
-        ctx = self.context.to(output.dtype).unsqueeze(0).expand(output.shape[0], -1, -1)
-        return torch.cat([output[:, :1], ctx, output[:, 1 + m :]], dim=1)
+    def _pack(self, strings: tuple[str, ...], device: torch.device) -> PackedSuffixes:
+        """The class tokens of distinct ``strings`` packed and embedded (cached per list)."""
+        key = (strings, str(device))
+        if key in self._packed:
+            self._packed.move_to_end(key)
+            return self._packed[key]
+        tokenised = self._tokenizer(
+            list(strings), truncation=True, max_length=self._max_text_tokens
+        )["input_ids"]
+        for text, tokens in zip(strings, tokenised):
+            if len(tokens) < 3:
+                raise ValueError(
+                    f"Label text {text!r} has no tokens besides the start and end markers; "
+                    "give every class a non-empty name or description."
+                )
+        self._bos_id = int(tokenised[0][0])
+        packed = self.__dict__["_tower"].pack(tokenised, context_length=self.context_length)
+        self._packed[key] = packed
+        if len(self._packed) > PACKED_CACHE_SIZE:
+            self._packed.popitem(last=False)
+        return packed
 
     def forward(self, strings: Sequence[str]) -> torch.Tensor:
         """Embed texts with the learned context.
 
         Args:
-            strings: K label texts.
+            strings: K label texts (repeats are encoded once).
         Returns:
             ``float[K, D]`` unit-norm rows on the context's device, differentiable with respect
             to the context only.
@@ -139,18 +148,14 @@ class PromptLearner(nn.Module):
         transformer = self.transformer
         if next(transformer.parameters()).device != device:
             transformer.to(device)
-        ids, mask = (t.to(device) for t in self._tokenize(strings))
-        hook = transformer.get_input_embeddings().register_forward_hook(self._splice)
-        try:
-            if self._pooling == "mean":
-                hidden = transformer(input_ids=ids, attention_mask=mask).last_hidden_state
-                weights = mask.unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
-            else:
-                pooled = transformer(input_ids=ids, attention_mask=mask).text_embeds
-        finally:
-            hook.remove()
-        return F.normalize(pooled.float(), dim=-1)
+        distinct = tuple(dict.fromkeys(strings))
+        packed = self._pack(distinct, device)
+        pooled = self.__dict__["_tower"].forward(self.context, packed, bos_id=self._bos_id)
+        pooled = F.normalize(pooled.float(), dim=-1)
+        if len(distinct) == len(strings):
+            return pooled
+        row = {s: i for i, s in enumerate(distinct)}
+        return pooled[torch.tensor([row[s] for s in strings], device=device)]
 
 
 def prompt_learner_for(encoder: TextEncoder, context_length: int) -> PromptLearner:

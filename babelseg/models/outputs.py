@@ -20,6 +20,19 @@ class PixelOutput:
 
 
 @dataclass
+class MS3Output(PixelOutput):
+    """:class:`PixelOutput` plus the momentum network's embeddings of the same images (the
+    ``ms3`` recipe).
+
+    Attributes:
+        momentum_embeddings: ``float[B, D, H', W']`` (no grad), None outside training or when
+            neither the visual loss nor the multi-label extension is on.
+    """
+
+    momentum_embeddings: torch.Tensor | None = None
+
+
+@dataclass
 class MaskOutput:
     """Output of a mask-classification (query) model.
 

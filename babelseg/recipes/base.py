@@ -16,7 +16,7 @@ settings), never the whole run config; :mod:`babelseg.recipes.catalog` lists the
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -172,9 +172,13 @@ class Recipe(nn.Module, ABC):
         """This process's normaliser counts (the trainer all-reduces them)."""
 
     # ------------------------------------------------------------------ hooks with defaults
-    def step_texts(self, texts: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def step_texts(
+        self, texts: Mapping[str, torch.Tensor], *, datasets: Collection[str] | None = None
+    ) -> dict[str, torch.Tensor]:
         """The label embeddings this step's loss uses (learned prompts give differentiable
-        ones); the trainer also stores them with every checkpoint. Default: ``texts``."""
+        ones); the trainer also stores them with every checkpoint. ``datasets``: those of this
+        step's batch (None: every one in ``texts`` may be used); a recipe may recompute only
+        theirs and return the others as given. Default: ``texts``."""
         return dict(texts)
 
     def vocabulary_embeddings(self, strings: list[str], base: torch.Tensor) -> torch.Tensor:

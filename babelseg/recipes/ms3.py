@@ -22,7 +22,7 @@ resumed run continues exactly). Under DDP the bank is rank 0's (buffers are broa
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -39,7 +39,7 @@ from babelseg.losses.multi_label import (
 )
 from babelseg.models.heads.text_classifier import cosine_logits
 from babelseg.models.momentum import MomentumEncoder
-from babelseg.models.outputs import PixelOutput
+from babelseg.models.outputs import MS3Output, PixelOutput
 from babelseg.models.pixel_model import PixelEmbeddingModel
 from babelseg.recipes.base import (
     LossResult,
@@ -78,18 +78,6 @@ class MS3Config:
     visual: bool = True
     prompt_steps: int = 300
     bank_pixels: int = 8
-
-
-@dataclass
-class MS3Output(PixelOutput):
-    """:class:`PixelOutput` plus the momentum network's embeddings of the same images.
-
-    Attributes:
-        momentum_embeddings: ``float[B, D, H', W']`` (no grad), None outside training or when
-            neither the visual loss nor the multi-label extension is on.
-    """
-
-    momentum_embeddings: torch.Tensor | None = None
 
 
 class MS3Recipe(Recipe):
@@ -194,8 +182,11 @@ class MS3Recipe(Recipe):
             return self.prompt(self.union_texts)
         return self.language_embeddings
 
-    def step_texts(self, texts: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Each dataset's rows of T; datasets outside the union through the prompt (if any)."""
+    def step_texts(
+        self, texts: Mapping[str, torch.Tensor], *, datasets: Collection[str] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Each dataset's rows of T; datasets outside the union through the prompt (if any).
+        ``datasets`` is not used: every pixel is paired with the whole union T."""
         union = self.union_language()
         out: dict[str, torch.Tensor] = {}
         for name, base in texts.items():

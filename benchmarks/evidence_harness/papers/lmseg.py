@@ -19,7 +19,11 @@ from evidence_harness.world import WorldRoles
 
 CONFIG = "configs/lmseg.yaml"
 SHARED = ("data.dataset_augmentation=false", "data.shared_augmentation=union")
-ONE_HOT = ("data.dataset_augmentation=true", "recipe.lmseg.category_guided=false")
+ONE_HOT = (
+    "data.dataset_augmentation=true",
+    "recipe.lmseg.category_guided=false",
+    "recipe.lmseg.prompt_length=0",  # one-hot rows read no texts
+)
 
 DAA = "CGD + DAA"
 CGD = "CGD, shared pipeline"

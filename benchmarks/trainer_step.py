@@ -54,7 +54,7 @@ def _sync(device: torch.device) -> None:
 def _step(trainer: Trainer, batch) -> None:
     """Forward, loss, backward and optimizer step as ``Trainer.train`` does them."""
     normalisers = trainer._normalisers(batch)
-    texts = trainer._step_texts()
+    texts = trainer._step_texts(batch)
     output = trainer._forward(batch, texts)
     result = trainer.recipe.loss(output, batch, texts, normalisers=normalisers)
     trainer.optimizer.zero_grad(set_to_none=True)
@@ -103,7 +103,7 @@ def measure(config: str, overrides: list[str], *, blocks: int, steps: int) -> di
     moved = _counted(phases, "transfer", device)
     phases["normalisers"] = lambda: trainer._normalisers(moved)
     normalisers = _counted(phases, "normalisers", device)
-    texts = trainer._step_texts()
+    texts = trainer._step_texts(moved)
     phases["forward"] = lambda: trainer._forward(moved, texts)
     output = _counted(phases, "forward", device)
     phases["loss"] = lambda: trainer.recipe.loss(output, moved, texts, normalisers=normalisers)

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import random
 import sys
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from babelseg.data.collate import Batch
@@ -43,6 +39,13 @@ from babelseg.engine.progress import Progress, progress_style
 from babelseg.engine.run_folder import prepare_run_folder
 from babelseg.engine.run_log import RunLogger, save_resolved_config
 from babelseg.engine.schedule import build_poly_scheduler
+from babelseg.engine.train_setup import (
+    _autocast,
+    _freeze_backbone,
+    _param_groups,
+    _prepare_batchnorm,
+    _seed_everything,
+)
 
 
 @dataclass
@@ -53,72 +56,6 @@ class TrainResult:
     steps: int
     last_checkpoint: Path | None
     final_loss: float
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-NO_DECAY_EMBEDDINGS = ("query_feat.weight", "query_pos.weight", "level_embed.weight")
-"""Learned query and level embeddings take no weight decay (Mask2Former's WEIGHT_DECAY_EMBED=0)."""
-
-
-def _param_groups(recipe: torch.nn.Module, cfg: Config) -> list[dict]:
-    """AdamW groups: backbone at lr * backbone_lr_mult; no decay on norms, biases, scalars and
-    query embeddings."""
-    groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
-    for name, p in recipe.named_parameters():
-        if not p.requires_grad:
-            continue
-        is_backbone = ".backbone." in f".{name}"
-        no_decay = p.ndim <= 1 or name.endswith(NO_DECAY_EMBEDDINGS)
-        groups.setdefault((is_backbone, no_decay), []).append(p)
-    out = []
-    for (is_backbone, no_decay), params in sorted(groups.items()):
-        out.append(
-            {
-                "params": params,
-                "lr": cfg.train.lr * (cfg.train.backbone_lr_mult if is_backbone else 1.0),
-                "weight_decay": 0.0 if no_decay else cfg.train.weight_decay,
-            }
-        )
-    return out
-
-
-def _autocast(cfg: Config, device: torch.device):
-    if not cfg.train.amp:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-
-
-def _prepare_batchnorm(recipe: torch.nn.Module, ctx: DistributedContext) -> torch.nn.Module:
-    """BatchNorm under DDP: synchronised on GPU; on CPU (no SyncBatchNorm) statistics stay per
-    process, so say so (GroupNorm, ``model.backbone_kwargs={norm: gn}``, is exact there)."""
-    has_bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in recipe.modules())
-    if ctx.world_size == 1 or not has_bn:
-        return recipe
-    if ctx.device.type == "cuda":
-        return torch.nn.SyncBatchNorm.convert_sync_batchnorm(recipe)
-    if ctx.is_main:
-        warnings.warn(
-            "BatchNorm under CPU DDP uses per-process batch statistics (SyncBatchNorm needs GPUs); "
-            "for results identical to one process use model.backbone_kwargs={norm: gn}.",
-            stacklevel=2,
-        )
-    return recipe
-
-
-def _freeze_backbone(recipe: torch.nn.Module) -> list[torch.nn.Module]:
-    """Frozen-backbone fine-tuning: the backbones' weights get no gradients; returns them so the
-    loop keeps them in eval mode (fixed normalisation statistics)."""
-    backbones = [m for n, m in recipe.named_modules() if n.split(".")[-1] == "backbone"]
-    if not backbones:
-        raise ValueError("train.freeze_backbone: this recipe's network has no 'backbone' module.")
-    for module in backbones:
-        module.requires_grad_(False)
-    return backbones
 
 
 class Trainer:

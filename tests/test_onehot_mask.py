@@ -73,5 +73,12 @@ def test_lmseg_with_one_hot_classes_trains_and_predicts_held_out_labels(
     rows = predictor.texts["night_drive"]
     assert torch.equal(rows[0], predictor.texts["metro_drive"][0])  # roadway -> road's row
     with pytest.raises(ValueError, match="prompt_length=0"):
-        cfg = load_config(path, ["recipe.lmseg.prompt_length=8", "labels.encoder=minilm"])
+        cfg = load_config(
+            path,
+            [
+                "recipe.lmseg.prompt_length=8",
+                "labels.encoder=minilm",
+                f"run_dir={tmp_path / 'with_prompts'}",  # a fresh folder: the first run owns its
+            ],
+        )
         train(cfg)

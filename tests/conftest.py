@@ -28,33 +28,14 @@ def tiny_run_config(tiny_synthworld, tmp_path):
 
     def make(name: str = "run", **sections) -> str:
         import yaml
+        from tiny_runs import tiny_config
 
-        cfg = {
-            "run_dir": str(tmp_path / name),
-            "data": {
-                "datasets_yaml": str(tiny_synthworld / "datasets.yaml"),
-                "train": ["metro_drive", "vista_roads", "home_scenes"],
-                "batch_size": 4,
-                "crop": [48, 48],
-                "num_workers": 0,
-            },
-            "labels": {"encoder": "hash", "cache_dir": str(tmp_path / "cache")},
-            "model": {
-                "backbone": "tiny",
-                "backbone_kwargs": {
-                    "widths": [8, 16, 16, 16],
-                    "depths": [1, 1, 1, 1],
-                    "norm": "gn",
-                },
-                "decoder_dim": 16,
-            },
-            "train": {"steps": 6, "checkpoint_every": 3, "log_every": 1, "warmup_steps": 2},
-        }
-        for section, values in sections.items():
-            if isinstance(values, dict):
-                cfg.setdefault(section, {}).update(values)
-            else:
-                cfg[section] = values
+        cfg = tiny_config(
+            run_dir=tmp_path / name,
+            synthworld=tiny_synthworld,
+            cache_dir=tmp_path / "cache",
+            **sections,
+        )
         path = tmp_path / f"{name}.yaml"
         path.write_text(yaml.safe_dump(cfg))
         return str(path)

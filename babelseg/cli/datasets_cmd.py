@@ -132,6 +132,11 @@ def _print_report(report: DatasetReport) -> None:
     )
     for p in report.problems:
         print(f"  - {p}")
+    if report.undescribed:
+        print(
+            f"  note: {len(report.undescribed)}/{len(report.class_names)} classes have no "
+            f"description (sentence labels use the bare name): {_listed(report.undescribed)}"
+        )
     for rep in report.splits.values():
         _print_split(rep)
 

@@ -4,13 +4,18 @@ A card file holds ``title``, ``metadata`` (what the dataset ships, if anything),
 and ``classes``: ``name``, ``value`` (on-disk value), ``is_thing``, ``color`` (RGB, optional) and
 ``description`` (one sentence written for babelseg, used by the sentence text modes), plus
 card-specific keys (``label_id`` for Cityscapes, ``coco_id``/``in_171`` for COCO-Stuff,
-``config_name`` for Mapillary). Files are read with ``yaml.safe_load`` and cached.
+``config_name`` for Mapillary). Cards whose classes come from the user's list (ADE20K-847, Pascal
+Context 459) have ``classes: []`` and carry the release's canonical names with their
+descriptions under ``known_classes`` instead (see :func:`known_descriptions`). Files are read with
+``yaml.safe_load`` and cached.
 """
 
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +69,48 @@ def descriptions(*stems: str) -> dict[str, str]:
             if e.get("description"):
                 out.setdefault(str(e["name"]), str(e["description"]))
     return out
+
+
+def class_name_key(name: str) -> str:
+    """A class name as compared with canonical names: lower case, single spaces, and synonyms
+    separated by ", " (``"Building,edifice"`` and ``"building, edifice"`` are the same key)."""
+    synonyms = (" ".join(part.split()) for part in name.lower().split(","))
+    return ", ".join(s for s in synonyms if s)
+
+
+@dataclass(frozen=True)
+class KnownDescriptions:
+    """The descriptions of a card's canonical class names (its ``known_classes``).
+
+    Attributes:
+        by_key: ``{class_name_key(canonical name): description}``.
+        by_first_synonym: ``{first synonym: description}`` for first synonyms that start exactly
+            one canonical name (``"building"`` -> ``"building, edifice"``); ambiguous ones
+            (``"screen"`` starts three ADE20K-847 names) are left out.
+    """
+
+    by_key: Mapping[str, str]
+    by_first_synonym: Mapping[str, str]
+
+    def get(self, name: str) -> str | None:
+        """The description for a user's class name: an exact match of the normalised name
+        first, else a match of the whole name with a canonical name's unique first synonym;
+        None when neither matches."""
+        key = class_name_key(name)
+        found = self.by_key.get(key)
+        return found if found is not None else self.by_first_synonym.get(key)
+
+
+@functools.cache
+def known_descriptions(stem: str) -> KnownDescriptions:
+    """The descriptions of the ``known_classes`` of card file ``stem`` (empty if it has none)."""
+    entries = load_card_file(stem).get("known_classes") or []
+    by_key = {class_name_key(str(e["name"])): str(e["description"]) for e in entries}
+    firsts = Counter(key.split(", ")[0] for key in by_key)
+    by_first = {
+        key.split(", ")[0]: desc for key, desc in by_key.items() if firsts[key.split(", ")[0]] == 1
+    }
+    return KnownDescriptions(by_key=by_key, by_first_synonym=by_first)
 
 
 def index_values(classes: list[ClassDef]) -> tuple[list[ClassDef], tuple[int, ...]]:

@@ -16,7 +16,8 @@ The README lists every card with the folder layout it expects. ``CARDS`` is a pl
   **not** set ``reduce_zero_label`` with it. The CSAIL CSV replaced the spaces of multi-word names
   by ``;`` ("screen;door;screen"); where the first token is the first word of the standard name of
   that index, the standard name is used.
-* ``ade20k-847`` / ``pascal-context-459``: names from the user's list (``file``, required).
+* ``ade20k-847`` / ``pascal-context-459``: names from the user's list (``file``, required);
+  names that match the release's canonical names get the carried descriptions.
 * ``cityscapes`` (``ids: train`` or ``label``; ``file``: cityscapesScripts' ``labels.py``,
   else the carried table), ``bdd100k``, ``idd``, ``mapillary-v1.2`` /
   ``mapillary-v2.0`` (``config_v*.json`` when present), ``pascal-voc``, ``pascal-context-59``,
@@ -35,6 +36,7 @@ from babelseg.data.card_data import (
     card_classes,
     class_def,
     descriptions,
+    known_descriptions,
     load_card_file,
     space_with_layout,
 )
@@ -174,7 +176,12 @@ def ade20k_card(spec: Mapping[str, Any], decl: DatasetDecl) -> LabelSpace:
 
 
 def name_list_card(stem: str, spec: Mapping[str, Any], decl: DatasetDecl) -> LabelSpace:
-    """ADE20K-847 / Pascal Context 459: names (and ids) from the user's list file."""
+    """ADE20K-847 / Pascal Context 459: names (and ids) from the user's list file.
+
+    A name that matches one of the release's canonical names (``known_classes`` of the card file,
+    after :func:`~babelseg.data.card_data.class_name_key`; or a canonical name's unique first
+    synonym) gets its description; any other name keeps working without one (bare-name text).
+    """
     _check_keys(spec, {"file"}, decl)
     if "file" not in spec:
         raise ValueError(
@@ -183,7 +190,8 @@ def name_list_card(stem: str, spec: Mapping[str, Any], decl: DatasetDecl) -> Lab
         )
     path = _under_root(decl, str(spec["file"]))
     rows = meta.read_name_list(path)
-    classes = [ClassDef(name=r.name, value=r.value) for r in rows]
+    known = known_descriptions(stem)
+    classes = [ClassDef(name=r.name, description=known.get(r.name), value=r.value) for r in rows]
     used = {r.value for r in rows}
     ignore = tuple(int(v) for v in load_card_file(stem)["ignore_values"] if v not in used)
     return LabelSpace(classes, name=decl.name, ignore_values=ignore)

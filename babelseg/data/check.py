@@ -100,6 +100,7 @@ class DatasetReport:
     Attributes:
         name, format, task, annotation, heldout: From the declaration.
         class_names: The label space's classes (empty when it could not be built).
+        undescribed: Classes without a description (text mode ``description`` uses the name).
         splits: ``{split: SplitReport}``.
         problems: Dataset-level problems (label space, unknown split names).
     """
@@ -110,6 +111,7 @@ class DatasetReport:
     annotation: str
     heldout: bool
     class_names: list[str] = field(default_factory=list)
+    undescribed: list[str] = field(default_factory=list)
     splits: dict[str, SplitReport] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
@@ -128,6 +130,7 @@ class DatasetReport:
             "ok": self.ok,
             "num_classes": len(self.class_names),
             "class_names": list(self.class_names),
+            "undescribed": list(self.undescribed),
             "splits": {k: s.to_dict() for k, s in self.splits.items()},
             "problems": list(self.problems),
         }
@@ -201,12 +204,7 @@ def _check_semantic(decl: DatasetDecl, split: str, space: LabelSpace, rep: Split
 
 
 def _count_segment(
-    space: LabelSpace,
-    rep: SplitReport,
-    category: int,
-    iscrowd: bool,
-    pixels: int,
-    example: str,
+    space: LabelSpace, rep: SplitReport, category: int, iscrowd: bool, pixels: int, example: str
 ) -> int | None:
     """Count one segment of ``category``; returns its class index (None: not a class)."""
     cls = space.index_of_value(category)
@@ -356,6 +354,7 @@ def check_dataset(decl: DatasetDecl, splits: list[str] | None = None) -> Dataset
         report.problems.append(f"Label space of dataset '{decl.name}' ({decl.source}): {e}")
         return report
     report.class_names = space.names
+    report.undescribed = [c.name for c in space.classes if not (c.description or "").strip()]
     if decl.format == "coco-instances" and decl.task.value == "semantic":
         report.problems.append(
             f"Dataset '{decl.name}' ({decl.source}): format coco-instances gives instance masks, "

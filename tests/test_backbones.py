@@ -234,13 +234,13 @@ def test_hf_backbone_save_pretrained_round_trip(kind: str, tmp_path) -> None:
 
 
 def test_hf_vit_features_resampled_onto_stride16_grid() -> None:
-    from babelseg.models.backbones.hf_auto import _to_stride16
+    from babelseg.models.backbones.vit_pyramid import to_stride16
 
     for patch in (8, 14):
         n = 96 // patch + 1
         centres = torch.arange(n, dtype=torch.float32) * patch + patch / 2
         ramp = centres.view(1, 1, 1, n).expand(1, 1, n, n)
-        out = _to_stride16(ramp, patch_size=patch, grid=(2, 6))
+        out = to_stride16(ramp, patch_size=patch, grid=(2, 6))
         assert out.shape == (1, 1, 2, 6)
         # interior cells hold the value at their own centre 16 j + 8
         torch.testing.assert_close(out[0, 0, 0, 1:5], torch.tensor([24.0, 40.0, 56.0, 72.0]))

@@ -28,6 +28,10 @@ def _tiny_kwargs(name: str) -> dict:
         transformers = pytest.importorskip("transformers")
         config = transformers.ConvNextConfig(depths=[1, 1, 1, 1], hidden_sizes=[8, 16, 32, 64])
         return {"config": config}
+    if name == "clip":
+        pytest.importorskip("transformers")
+        vit = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1}
+        return {"config": {**vit, "num_attention_heads": 2, "image_size": 32, "patch_size": 16}}
     return {}
 
 
@@ -169,9 +173,9 @@ def test_pixel_model_rejects_backbone_without_stride_4() -> None:
 
 
 def test_build_backbone_errors_name_the_problem() -> None:
-    assert set(BACKBONES) == {"tiny", "resnet18", "resnet50", "hf"}
+    assert set(BACKBONES) == {"tiny", "resnet18", "resnet50", "hf", "clip"}
     with pytest.raises(
-        ValueError, match=r"'resnet'.*valid backbones: tiny, resnet18, resnet50, hf"
+        ValueError, match=r"'resnet'.*valid backbones: tiny, resnet18, resnet50, hf, clip"
     ):
         build_backbone("resnet")
     with pytest.raises(ValueError, match=r"'width' \(did you mean 'widths'\?\)"):

@@ -1,7 +1,8 @@
 """Collation of augmented Samples into a padded, normalised batch.
 
-``IMAGENET_MEAN`` / ``IMAGENET_STD`` are the one place the input normalisation is defined; the
-inference code normalises with ``normalize_image`` too.
+The input normalisation is ``IMAGENET_MEAN`` / ``IMAGENET_STD``, defined with the backbone contract
+(``babelseg.models.backbones.base``) and re-exported here; the inference code normalises with
+``normalize_image`` too.
 """
 
 from __future__ import annotations
@@ -15,11 +16,7 @@ import torch
 from babelseg.data.sample import Sample
 from babelseg.data.targets import MaskTargetBatch, TargetSpec, build_mask_targets
 from babelseg.labels.space import IGNORE_INDEX
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-"""RGB mean of ImageNet, on the 0..1 scale."""
-IMAGENET_STD = (0.229, 0.224, 0.225)
-"""RGB standard deviation of ImageNet, on the 0..1 scale."""
+from babelseg.models.backbones.base import IMAGENET_MEAN, IMAGENET_STD
 
 
 def normalize_image(image: np.ndarray) -> torch.Tensor:

@@ -6,7 +6,7 @@ import difflib
 import functools
 import inspect
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,12 +43,39 @@ def hf_backbone(
     )
 
 
+def clip_backbone(
+    *,
+    name_or_path: str | None = None,
+    config: Mapping[str, Any] | None = None,
+    frozen: bool = False,
+    image_mean: Sequence[float] | None = None,
+    image_std: Sequence[float] | None = None,
+    local_files_only: bool = True,
+) -> Backbone:
+    """:class:`~babelseg.models.backbones.clip_vit.ClipVisionBackbone` (CLIP's ViT image
+    encoder), importing transformers only when used; None mean/std take CLIP's constants."""
+    from babelseg.models.backbones.clip_vit import CLIP_MEAN, CLIP_STD, ClipVisionBackbone
+
+    return ClipVisionBackbone(
+        name_or_path=name_or_path,
+        config=config,
+        frozen=frozen,
+        image_mean=CLIP_MEAN if image_mean is None else image_mean,
+        image_std=CLIP_STD if image_std is None else image_std,
+        local_files_only=local_files_only,
+    )
+
+
 BACKBONES: dict[str, Callable[..., Backbone]] = {
     "tiny": TinyConvBackbone,
     "resnet18": functools.partial(ResNetBackbone, depth=18),
     "resnet50": functools.partial(ResNetBackbone, depth=50),
     "hf": hf_backbone,
+    "clip": clip_backbone,
 }
+
+WRAPS_TRANSFORMERS_MODEL = ("hf", "clip")
+"""Backbones whose ``.model`` is a transformers model (``model.weights`` files load into it)."""
 
 
 def backbone_arguments(name: str) -> list[str]:
@@ -139,7 +166,8 @@ def build_backbone_with_weights(
     Args:
         backbone: Backbone name (a key of :data:`BACKBONES`).
         backbone_kwargs: Its constructor arguments.
-        weights: Local ``.safetensors`` weights (for ``"hf"``: loaded into the wrapped model).
+        weights: Local ``.safetensors`` weights (for ``"hf"`` and ``"clip"``: loaded into the
+            wrapped transformers model).
         weights_prefix: Prefix to strip from the file's keys.
     Returns:
         ``(backbone, load report or None)``.
@@ -147,7 +175,7 @@ def build_backbone_with_weights(
     module = build_backbone(backbone, **(backbone_kwargs or {}))
     report: LoadReport | None = None
     if weights is not None:
-        target = module.model if backbone == "hf" else module
+        target = module.model if backbone in WRAPS_TRANSFORMERS_MODEL else module
         report = load_backbone_weights(target, weights, prefix=weights_prefix)
         logger.info(
             "Loaded %d backbone tensors from %s (%d missing, %d unexpected, %d shape mismatch)",

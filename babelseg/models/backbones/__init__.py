@@ -1,8 +1,10 @@
 """babelseg.models.backbones: image -> feature pyramid at strides 4, 8, 16, 32.
 
 ``tiny`` (CPU default), ``resnet`` (torchvision/timm weight layout), ``hf_auto`` (any transformers
-``AutoBackbone``; imported on demand because transformers is slow to import), ``weights``
-(loading local weight files). Build by name with :func:`babelseg.models.builders.build_backbone`.
+``AutoBackbone``; imported on demand because transformers is slow to import), ``clip_vit``
+(CLIP's ViT image encoder, on demand too), ``vit_pyramid`` (ViTDet's simple feature pyramid for
+plain ViTs), ``weights`` (loading local weight files). Build by name with
+:func:`babelseg.models.builders.build_backbone`.
 """
 
 from babelseg.models.backbones.base import Backbone

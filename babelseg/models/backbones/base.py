@@ -1,9 +1,19 @@
-"""The backbone interface: an image batch in, a multi-scale feature pyramid out."""
+"""The backbone interface: an image batch in, a multi-scale feature pyramid out.
+
+Every backbone receives images normalised with ``IMAGENET_MEAN`` / ``IMAGENET_STD`` (training,
+``predict``, ``serve`` and ``export`` all feed that). A backbone pretrained with other constants
+(CLIP) converts its input itself, so no caller needs to know which backbone it feeds.
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+"""RGB mean of ImageNet, on the 0..1 scale: the input normalisation of every backbone."""
+IMAGENET_STD = (0.229, 0.224, 0.225)
+"""RGB standard deviation of ImageNet, on the 0..1 scale."""
 
 
 class Backbone(nn.Module):
@@ -20,7 +30,8 @@ class Backbone(nn.Module):
         """Compute the pyramid.
 
         Args:
-            images: ``float[B, 3, H, W]`` normalised images.
+            images: ``float[B, 3, H, W]`` images normalised with ``IMAGENET_MEAN`` /
+                ``IMAGENET_STD``.
         Returns:
             One ``float[B, C_l, H / s_l, W / s_l]`` tensor per level ``l``.
         """

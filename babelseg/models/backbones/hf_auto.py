@@ -19,58 +19,16 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 from transformers import MODEL_FOR_BACKBONE_MAPPING, AutoBackbone, AutoConfig, PretrainedConfig
 
 from babelseg.models.backbones.base import Backbone
-
-PYRAMID_STRIDES = [4, 8, 16, 32]
-VIT_STRIDE = 16  # stride of the map the simple feature pyramid is built from
-
-
-class LayerNorm2d(nn.LayerNorm):
-    """LayerNorm over the channels of a ``float[B, C, H, W]`` map."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Args: x: ``float[B, C, H, W]``. Returns: ``float[B, C, H, W]``."""
-        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-
-
-class SimpleFeaturePyramid(nn.Module):
-    """ViTDet's scale operators: one stride-16 map (or four) to strides 4, 8, 16, 32.
-
-    Channels: ``[C/4, C/2, C, C]`` (the FPN decoder projects them anyway).
-
-    Args:
-        channels: Channels C of the ViT map.
-    """
-
-    def __init__(self, *, channels: int) -> None:
-        super().__init__()
-        half, quarter = max(channels // 2, 1), max(channels // 4, 1)
-        self.scales = nn.ModuleList(
-            [
-                nn.Sequential(
-                    nn.ConvTranspose2d(channels, half, 2, stride=2),
-                    LayerNorm2d(half),
-                    nn.GELU(),
-                    nn.ConvTranspose2d(half, quarter, 2, stride=2),
-                ),
-                nn.ConvTranspose2d(channels, half, 2, stride=2),
-                nn.Identity(),
-                nn.MaxPool2d(2, stride=2, ceil_mode=True),
-            ]
-        )
-        self.out_channels = [quarter, half, channels, channels]
-
-    def forward(self, maps: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        """Args: maps: one ``float[B, C, H/16, W/16]`` map, or four (one per level).
-
-        Returns: four maps at strides 4, 8, 16, 32.
-        """
-        if len(maps) == 1:
-            maps = list(maps) * 4
-        return [scale(m) for scale, m in zip(self.scales, maps)]
+from babelseg.models.backbones.vit_pyramid import (
+    PYRAMID_STRIDES,
+    VIT_STRIDE,
+    SimpleFeaturePyramid,
+    round_up,
+    to_stride16,
+)
 
 
 def _is_single_stride(config: PretrainedConfig) -> bool:
@@ -186,13 +144,13 @@ class HFAutoBackbone(Backbone):
             Four tensors ``float[B, out_channels[l], ceil(H/32)*32/s_l, ...]`` for
             s = 4, 8, 16, 32.
         """
-        height, width = (_round_up(s, 32) for s in images.shape[-2:])
+        height, width = (round_up(s, 32) for s in images.shape[-2:])
         if self.single_stride:  # the patch embedding drops a partial last patch: pad it too
-            height, width = _round_up(height, self.patch_size), _round_up(width, self.patch_size)
+            height, width = round_up(height, self.patch_size), round_up(width, self.patch_size)
         pad_h, pad_w = height - images.shape[-2], width - images.shape[-1]
         grid = (
-            _round_up(images.shape[-2], 32) // VIT_STRIDE,
-            _round_up(images.shape[-1], 32) // VIT_STRIDE,
+            round_up(images.shape[-2], 32) // VIT_STRIDE,
+            round_up(images.shape[-1], 32) // VIT_STRIDE,
         )
         if pad_h or pad_w:
             images = F.pad(images, (0, pad_w, 0, pad_h))
@@ -200,7 +158,7 @@ class HFAutoBackbone(Backbone):
         if self.pyramid is None:
             return maps
         if self.patch_size != VIT_STRIDE:
-            maps = [_to_stride16(m, patch_size=self.patch_size, grid=grid) for m in maps]
+            maps = [to_stride16(m, patch_size=self.patch_size, grid=grid) for m in maps]
         return self.pyramid(maps)
 
     def _check_strides_and_freeze_unused(self) -> None:
@@ -249,34 +207,5 @@ def _config_from_mapping(fields: Mapping[str, Any]) -> PretrainedConfig:
         ) from error
 
 
-def _round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
-
-
 def _first(value: int | Sequence[int]) -> int:
     return value if isinstance(value, int) else value[0]
-
-
-def _to_stride16(
-    feature_map: torch.Tensor, *, patch_size: int, grid: tuple[int, int]
-) -> torch.Tensor:
-    """Resample a patch-stride map onto the stride-16 grid with pixel centres aligned.
-
-    Args:
-        feature_map: ``float[B, C, H/p, W/p]`` (H, W the padded input size).
-        patch_size: p.
-        grid: ``(H/16, W/16)``.
-    Returns:
-        ``float[B, C, H/16, W/16]``.
-    """
-    scale = patch_size / VIT_STRIDE
-    resized = F.interpolate(
-        feature_map,
-        scale_factor=scale,
-        mode="bilinear",
-        align_corners=False,
-        antialias=scale < 0.5,  # at 1/2 a 2-tap average is exact; 14/16 needs none
-        recompute_scale_factor=False,
-    )
-    assert resized.shape[-2] >= grid[0] and resized.shape[-1] >= grid[1], "grid too small"
-    return resized[..., : grid[0], : grid[1]]

@@ -198,12 +198,13 @@ def test_mixed_batch_weights_each_image_by_its_dataset():
     batch = collate_samples([_sample("pan"), _sample("sem")])
     result = _loss(recipe, ["pan", "sem"])
     weights, per_tag = recipe.criterion.calls[0]
+    per_tag = [{k: float(v.detach()) for k, v in sums.items()} for sums in per_tag]
     assert [w.class_weight for w in weights] == [3.0, 1.0]
     norm = recipe.loss_counts(batch)
     expected = sum(
-        3 ** (t == 0) * float(per_tag[t]["loss_class"]) / norm["num_images"]
-        + 20 * float(per_tag[t]["loss_mask"]) / norm["num_masks"]
-        + float(per_tag[t]["loss_dice"]) / norm["num_masks"]
+        3 ** (t == 0) * per_tag[t]["loss_class"] / norm["num_images"]
+        + 20 * per_tag[t]["loss_mask"] / norm["num_masks"]
+        + per_tag[t]["loss_dice"] / norm["num_masks"]
         for t in range(2)
     )
     assert float(result.total.detach()) == pytest.approx(expected, rel=1e-5)

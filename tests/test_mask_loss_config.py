@@ -92,11 +92,11 @@ def test_shipped_configs_carry_the_papers_weights():
     assert cfg.recipe.mask.no_object_weight == pytest.approx(0.05)
     datasets = list(cfg.data.train)
     recipe = _recipe("dataseg", *_mask_overrides(cfg.recipe.mask), datasets=datasets)
-    boxes = recipe.dataset_weights("open_boxes")
+    boxes = recipe.dataset_weights("open_boxes", task="instance", box_only=True)
     assert (boxes.projection_weight, boxes.match_projection_weight) == (2.0, 0.5)
-    coco = recipe.dataset_weights("vista_roads")
+    coco = recipe.dataset_weights("vista_roads", task="panoptic")
     assert (coco.match_mask_weight, coco.match_dice_weight, coco.mask_weight) == (0.0, 1.0, 20.0)
-    ade = recipe.dataset_weights("home_scenes")
+    ade = recipe.dataset_weights("home_scenes", task="semantic")
     assert (ade.class_weight, ade.mask_weight, ade.dice_weight) == (1.0, 20.0, 5.0)
     assert (ade.match_mask_weight, ade.match_dice_weight, ade.no_object_weight) == (20.0, 5.0, 0.05)
 
@@ -190,6 +190,19 @@ def test_per_dataset_override_picks_the_steps_dataset():
     assert float(sem.total.detach()) == pytest.approx(_weighted(sem, (1, 20, 1)), rel=1e-5)
     assert [w[0].class_weight for w, _ in recipe.criterion.calls] == [3.0, 1.0]
     assert recipe.criterion.calls[0][0][0].cost_weights().mask_weight == 0.0
+
+
+def test_kind_keys_apply_to_every_dataset_of_that_kind():
+    per = "recipe.mask.per_dataset={panoptic: {class_weight: 3}, pan: {class_weight: 5}}"
+    recipe = _recipe("dataseg", per)
+    assert recipe.dataset_weights("sem", task="panoptic").class_weight == 3.0
+    assert recipe.dataset_weights("pan", task="panoptic").class_weight == 5.0  # own entry wins
+    assert recipe.dataset_weights("sem", task="semantic").class_weight == 1.0
+    sem = _loss(recipe, ["sem"])  # a panoptic sample of dataset "sem"
+    assert float(sem.total.detach()) == pytest.approx(_weighted(sem, (3, 20, 1)), rel=1e-5)
+    boxes = _recipe("dataseg", "recipe.mask.per_dataset={boxes: {projection_weight: 2}}")
+    assert boxes.dataset_weights("sem", task="instance", box_only=True).projection_weight == 2.0
+    assert boxes.dataset_weights("sem", task="instance").projection_weight == 5.0
 
 
 def test_mixed_batch_weights_each_image_by_its_dataset():

@@ -2,8 +2,11 @@
 and Table 10), and their per-dataset overrides.
 
 A :class:`TermWeights` holds every term by the name the ``recipe.mask`` config uses for it, so a
-per-dataset override ``{dataset: {term: value}}`` (:func:`override_weights`) replaces fields by
-name and an unknown name is an error that lists the valid ones.
+per-dataset override ``{key: {term: value}}`` (:func:`override_weights`) replaces fields by name
+and an unknown name is an error that lists the valid ones. A key is a dataset name or one of
+:data:`KIND_KEYS`: DaTaSeg Table 10 has one row per kind of supervision (ADE semantic, COCO
+panoptic, Objects365 boxes), so a config keyed by kind applies to any world's datasets
+(:func:`weights_for` picks a dataset's own entry first, then its kind's).
 """
 
 from __future__ import annotations
@@ -65,6 +68,26 @@ class TermWeights:
 
 TERM_NAMES = tuple(f.name for f in fields(TermWeights))
 """Term names a per-dataset override may set."""
+
+KIND_KEYS = ("semantic", "panoptic", "instance", "boxes")
+"""Override keys that stand for every dataset of a task (``boxes``: boxes-only data, whatever its
+task)."""
+
+
+def weights_for(
+    overrides: Mapping[str, TermWeights],
+    default: TermWeights,
+    *,
+    dataset: str,
+    task: str,
+    box_only: bool,
+) -> TermWeights:
+    """A dataset's weights: its own entry, else ``boxes`` for boxes-only data, else its task's
+    entry (``semantic`` / ``panoptic`` / ``instance``), else ``default``."""
+    for key in (dataset, "boxes" if box_only else None, task):
+        if key is not None and key in overrides:
+            return overrides[key]
+    return default
 
 
 def override_weights(

@@ -20,7 +20,7 @@ from babelseg.data.collate import Batch
 from babelseg.data.sample import Annotation, Task
 from babelseg.data.targets import MaskTargetBatch, TargetSpec, build_mask_targets
 from babelseg.losses.mask_criterion import MaskCriterion, at_least_one
-from babelseg.losses.term_weights import TermWeights
+from babelseg.losses.term_weights import TermWeights, weights_for
 from babelseg.matching.groups import MatchGroup
 from babelseg.matching.merge import merge_proposals
 from babelseg.models.heads.text_classifier import TextClassifier
@@ -64,9 +64,10 @@ class MaskRecipe(Recipe):
             datasets not named).
         thing_flags: ``{dataset: [is_thing per class]}`` of the training label spaces (MERGE of
             stuff classes on panoptic data).
-        term_weights: ``{dataset: loss and matching weights}`` of the datasets with their own
-            (``recipe.mask.per_dataset``; the criterion's defaults for the others). Applied per
-            image: each dataset of a mixed batch is matched and weighted with its own.
+        term_weights: ``{dataset or kind: loss and matching weights}``
+            (``recipe.mask.per_dataset``; kinds: ``semantic``, ``panoptic``, ``instance``,
+            ``boxes``; the criterion's defaults for the others). Applied per image: each dataset
+            of a mixed batch is matched and weighted with its own.
     """
 
     name = "mask"
@@ -99,9 +100,18 @@ class MaskRecipe(Recipe):
         self.thing_flags = {k: [bool(f) for f in v] for k, v in (thing_flags or {}).items()}
         self.term_weights = dict(term_weights or {})
 
-    def dataset_weights(self, dataset: str) -> TermWeights:
-        """The loss and matching weights of ``dataset``'s images."""
-        return self.term_weights.get(dataset, self.criterion.default_weights)
+    def dataset_weights(
+        self, dataset: str, *, task: Task | str = "", box_only: bool = False
+    ) -> TermWeights:
+        """The loss and matching weights of ``dataset``'s images (its own entry, else its
+        kind's: ``boxes`` for boxes-only data, else its task's)."""
+        return weights_for(
+            self.term_weights,
+            self.criterion.default_weights,
+            dataset=dataset,
+            task=Task(task).value if task else "",
+            box_only=box_only,
+        )
 
     # ------------------------------------------------------------------ hooks
     def merge_classes(
@@ -224,7 +234,10 @@ class MaskRecipe(Recipe):
                 merge = None
             weight = float(self.dataset_loss_weights.get(name, 1.0))
             groups += self._groups(layers, idx, text, merge, tag, weight, rows[tag])
-        weights = [self.dataset_weights(name) for name in by_dataset]
+        weights = [
+            self.dataset_weights(name, task=targets.tasks[i[0]], box_only=targets.box_only[i[0]])
+            for name, i in by_dataset.items()
+        ]
         per_tag = self.criterion.step(
             groups, targets, num_tags=len(by_dataset), tag_weights=weights
         )

@@ -7,7 +7,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from babelseg.losses.mask_criterion import MASK_LOSSES, MaskCriterion
-from babelseg.losses.term_weights import TermWeights, override_weights
+from babelseg.losses.term_weights import KIND_KEYS, TermWeights, override_weights
 from babelseg.matching.hungarian import HungarianMatcher
 from babelseg.models.heads.query_decoder import DECODING_ORDERS
 from babelseg.models.heads.text_classifier import TextClassifier
@@ -38,10 +38,12 @@ class MaskRecipeConfig:
             None: the loss weight of the same term.
         match_projection_weight: Matching weight of the box projection cost; None: the
             projection loss weight.
-        per_dataset: ``{dataset: {term: value}}`` overrides of any weight above (and
-            ``projection_weight``) for one training dataset (DaTaSeg Table 10); see
-            :data:`~babelseg.losses.term_weights.TERM_NAMES`. Applied per image, so mixed
-            batches (lmseg) get each image's dataset's weights.
+        per_dataset: ``{key: {term: value}}`` overrides of any weight above (and
+            ``projection_weight``, the names in
+            :data:`~babelseg.losses.term_weights.TERM_NAMES`), DaTaSeg Table 10. A key is a
+            dataset name or a kind: ``semantic``, ``panoptic``, ``instance`` (every dataset of
+            that task) or ``boxes`` (boxes-only data); a dataset's own entry wins over its
+            kind's. Applied per image, so mixed batches (lmseg) get each image's weights.
         num_points: Points sampled per mask for the mask losses and costs.
         oversample_ratio / importance_sample_ratio: Mask2Former's uncertainty point sampling.
         object_mask_threshold: Panoptic/instance: minimum class score of a kept query.
@@ -90,7 +92,7 @@ class MaskRecipeConfig:
 def mask_term_weights(
     mask: MaskRecipeConfig, *, projection_weight: float, datasets: Collection[str]
 ) -> tuple[TermWeights, dict[str, TermWeights]]:
-    """The default weights and each ``recipe.mask.per_dataset`` dataset's, validated.
+    """The default weights and each ``recipe.mask.per_dataset`` key's, validated.
 
     Args:
         mask: ``recipe.mask``.
@@ -107,11 +109,11 @@ def mask_term_weights(
         base = mask.term_weights(projection_weight=projection_weight)
     except ValueError as error:
         raise ValueError(f"recipe.mask: {error}") from None
-    unknown = sorted(set(mask.per_dataset) - set(datasets))
+    unknown = sorted(set(mask.per_dataset) - set(datasets) - set(KIND_KEYS))
     if unknown and datasets:
         raise ValueError(
-            f"recipe.mask.per_dataset names unknown datasets {unknown}; declared: "
-            f"{sorted(datasets)}."
+            f"recipe.mask.per_dataset names unknown datasets {unknown}; use a declared dataset "
+            f"({', '.join(sorted(datasets))}) or a kind ({', '.join(KIND_KEYS)})."
         )
     per_dataset = override_weights(base, mask.per_dataset, where="recipe.mask.per_dataset")
     return base, per_dataset

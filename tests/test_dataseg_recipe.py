@@ -90,14 +90,15 @@ class _Capture:
 
     def __init__(self, criterion):
         self.criterion = criterion
+        self.default_weights = criterion.default_weights
         self.groups = []
 
     def step(self, groups, targets, **kwargs):
         self.groups.append(groups)
         return self.criterion.step(groups, targets, **kwargs)
 
-    def total(self, losses, normalisers):
-        return self.criterion.total(losses, normalisers)
+    def total(self, losses, normalisers, **kwargs):
+        return self.criterion.total(losses, normalisers, **kwargs)
 
 
 def _hand_output():

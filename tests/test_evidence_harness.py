@@ -38,7 +38,8 @@ def test_quick_lmseg_table_on_the_default_world(tiny_synthworld, tmp_path):
     report = json.loads((out / "lmseg.json").read_text())
     rows = report["rows"]
     tables = {r["table"] for r in rows}
-    assert tables == {f"LMSeg Table {t}" for t in (2, 3, 5, 6, 7)}
+    choices = {"LMSeg section 3.6, eq. 3-5", "LMSeg section 3.2"}  # loss, prompts (issue 13)
+    assert tables == {f"LMSeg Table {t}" for t in (2, 3, 5, 6, 7)} | choices
     for row in rows:
         assert ROW_KEYS | {"verdict", "device"} <= set(row)
         assert row["n"] == 2 and row["mean"] is not None and row["ci95"][0] <= row["ci95"][1]
@@ -46,6 +47,8 @@ def test_quick_lmseg_table_on_the_default_world(tiny_synthworld, tmp_path):
     # the rows read the world's roles: metro, vista and pascal are its clean mask datasets
     assert all("metro_drive, vista_roads, pascal_objects" in r["metric"] for r in rows[:2])
     assert not any(report["runs"][k]["error"] for k in report["runs"])
+    loss_rows = [r for r in rows if r["table"] == "LMSeg section 3.6, eq. 3-5"]
+    assert loss_rows and all("Mask2Former" in r["claim"] for r in loss_rows)
     text = (out / "lmseg.md").read_text()
     assert "| category-guided decoding helps (semantic) | LMSeg Table 6 | +0.50 mIoU" in text
     # a rerun trains nothing: every run is cached

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from babelseg.data.targets import MaskTargetBatch
 from babelseg.losses.box_projection import box_projection_loss
 from babelseg.losses.mask import dice_loss, sigmoid_ce_loss, sigmoid_focal_loss
+from babelseg.losses.term_weights import TermWeights
 from babelseg.matching.groups import DrawPlan, MatchGroup, gather_matched, match_table, runs_of
 from babelseg.matching.hungarian import HungarianMatcher, assign
 from babelseg.matching.point_sampling import point_sample, uncertain_points
@@ -67,6 +68,10 @@ def target_counts(targets: Sequence[MaskTargets]) -> dict[str, float]:
 
 class MaskCriterion:
     """Matching plus losses over every decoder layer.
+
+    The weights given here (and the matcher's cost weights) are :attr:`default_weights`;
+    :meth:`step` and :meth:`total` take other :class:`~babelseg.losses.term_weights.TermWeights`
+    per tag (a dataset's, DaTaSeg Table 10).
 
     Args:
         matcher: Assigns proposals to targets (each layer is matched separately).
@@ -101,13 +106,18 @@ class MaskCriterion:
         if not 0 <= no_object_weight:
             raise ValueError(f"no_object_weight must be >= 0, got {no_object_weight}")
         self.matcher = matcher
-        self.no_object_weight = no_object_weight
-        self.weights = {
-            "loss_class": class_weight,
-            "loss_mask": mask_weight,
-            "loss_dice": dice_weight,
-            "loss_projection": projection_weight,
-        }
+        cost = matcher.weights
+        self.default_weights = TermWeights(
+            class_weight=class_weight,
+            mask_weight=mask_weight,
+            dice_weight=dice_weight,
+            projection_weight=projection_weight,
+            match_class_weight=cost.class_weight,
+            match_mask_weight=cost.mask_weight,
+            match_dice_weight=cost.dice_weight,
+            match_projection_weight=cost.projection_weight,
+            no_object_weight=no_object_weight,
+        )
         self.num_points = num_points
         self.oversample_ratio = oversample_ratio
         self.importance_sample_ratio = importance_sample_ratio
@@ -161,6 +171,7 @@ class MaskCriterion:
         *,
         num_tags: int,
         generator: torch.Generator | None = None,
+        tag_weights: Sequence[TermWeights] | None = None,
     ) -> list[dict[str, torch.Tensor]]:
         """The losses of a training step: match every group, then compute all losses at once.
 
@@ -170,11 +181,17 @@ class MaskCriterion:
             targets: The batch's padded targets, on the predictions' device.
             num_tags: Number of distinct ``tag`` values (0..num_tags-1).
             generator: Random generator for the sampled points.
+            tag_weights: Per tag, the matching-cost and no-object weights of its groups (the
+                loss weights are applied by :meth:`total`); None: :attr:`default_weights`.
         Returns:
             Per tag ``{loss_class, loss_mask, loss_dice, loss_projection}`` 0-d sums over its
             groups (class: over images; mask and dice: over mask targets; projection: over box
             targets).
         """
+        if tag_weights is None:
+            tag_weights = [self.default_weights] * num_tags
+        if len(tag_weights) != num_tags:
+            raise ValueError(f"{len(tag_weights)} tag weights for {num_tags} tags")
         device = groups[0].mask_logits.device
         plan = DrawPlan(
             num_points=self.num_points,
@@ -196,6 +213,7 @@ class MaskCriterion:
                 g.images,
                 plan.match_coords(uniform, i),
                 image_rows=image_rows[i],
+                weights=tag_weights[g.tag].cost_weights(),
             )
             for i, g in enumerate(groups)
         ]
@@ -213,7 +231,8 @@ class MaskCriterion:
         num_mask = int((~np.asarray([targets.box_only[b] for b in table[:, 3]], bool)).sum())
         zero = torch.zeros(len(groups), device=device)
         sums = {key: zero for key in LOSS_KEYS}
-        sums["loss_class"] = self._class_losses(groups, rows, targets, table)
+        no_object = [tag_weights[g.tag].no_object_weight for g in groups]
+        sums["loss_class"] = self._class_losses(groups, rows, targets, table, no_object)
         matched = gather_matched(groups, table, rows)
         if num_mask:
             per_mask, per_dice = self._point_losses(
@@ -237,10 +256,11 @@ class MaskCriterion:
         rows: torch.Tensor,
         targets: MaskTargetBatch,
         table: np.ndarray,
+        no_object: Sequence[float],
     ) -> torch.Tensor:
         """``float[G]``: per group, the sum over its images of the weighted-mean CE over the
         image's valid proposals (matched ones towards their class, the others towards no
-        object, weighted ``no_object_weight``)."""
+        object, weighted ``no_object[group]``)."""
         device = rows.device
         out = []
         for i, g in enumerate(groups):
@@ -252,14 +272,18 @@ class MaskCriterion:
             ce = F.cross_entropy(
                 g.class_logits.float().flatten(0, 1), target.flatten(), reduction="none"
             ).view(b, q)
-            w = torch.where(target == k1 - 1, self.no_object_weight, 1.0)
+            w = torch.where(target == k1 - 1, float(no_object[i]), 1.0)
             if g.query_valid is not None:
                 w = w * g.query_valid.to(w.dtype)
             out.append(((w * ce).sum(1) / w.sum(1)).sum())
         return torch.stack(out)
 
     def total(
-        self, losses: dict[str, torch.Tensor], normalisers: dict[str, float | torch.Tensor]
+        self,
+        losses: dict[str, torch.Tensor],
+        normalisers: dict[str, float | torch.Tensor],
+        *,
+        weights: TermWeights | None = None,
     ) -> torch.Tensor:
         """Weighted sum of the losses, each divided by its all-reduced normaliser.
 
@@ -267,6 +291,7 @@ class MaskCriterion:
             losses: The output of :meth:`__call__`.
             normalisers: All-reduced ``num_images``, ``num_masks``, ``num_boxes`` (divisors below
                 1 are raised to 1; floats or 0-d tensors, which are not read back to the host).
+            weights: The loss weights (a dataset's); None: :attr:`default_weights`.
         Returns:
             0-d ``class_weight * loss_class / num_images + mask_weight * loss_mask / num_masks
             + dice_weight * loss_dice / num_masks + projection_weight * loss_projection /
@@ -278,9 +303,8 @@ class MaskCriterion:
             "loss_dice": normalisers["num_masks"],
             "loss_projection": normalisers["num_boxes"],
         }
-        return sum(
-            self.weights[key] * losses[key] / at_least_one(divisors[key]) for key in LOSS_KEYS
-        )
+        factors = (weights or self.default_weights).loss_weights()
+        return sum(factors[key] * losses[key] / at_least_one(divisors[key]) for key in LOSS_KEYS)
 
     def _point_losses(
         self,

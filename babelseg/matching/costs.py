@@ -9,11 +9,37 @@ function accepts leading batch dimensions: ``float[..., Q, P]`` and ``float[...,
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
 EPS = 1e-6
 """Smoothing of the box projection dice (V-Net / BoxInst)."""
+
+
+@dataclass(frozen=True)
+class CostWeights:
+    """Weights of the matching cost terms (the mu's of DaTaSeg eq. 5; LMSeg's matching cost uses
+    its loss weights).
+
+    Attributes:
+        class_weight: Weight of ``-p[target class]``.
+        mask_weight: Weight of the sigmoid CE (or focal) mask cost.
+        dice_weight: Weight of the dice cost.
+        projection_weight: Weight of the box projection cost (box-only targets).
+    """
+
+    class_weight: float
+    mask_weight: float
+    dice_weight: float
+    projection_weight: float
+
+    def __post_init__(self) -> None:
+        for name in ("class_weight", "mask_weight", "dice_weight", "projection_weight"):
+            value = getattr(self, name)
+            if not value >= 0:
+                raise ValueError(f"Matching cost {name} must be >= 0, got {value}.")
 
 
 def pairwise_sigmoid_ce(inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

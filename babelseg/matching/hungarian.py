@@ -18,6 +18,7 @@ from scipy.optimize import linear_sum_assignment
 
 from babelseg.data.targets import MaskTargetBatch
 from babelseg.matching.costs import (
+    CostWeights,
     pairwise_box_projection_cost,
     pairwise_dice,
     pairwise_sigmoid_ce,
@@ -66,10 +67,12 @@ class HungarianMatcher:
             raise ValueError(f"num_points must be >= 1, got {num_points}")
         if mask_cost not in MASK_COSTS:
             raise ValueError(f"Unknown mask_cost {mask_cost!r}; valid: {', '.join(MASK_COSTS)}")
-        self.class_weight = class_weight
-        self.mask_weight = mask_weight
-        self.dice_weight = dice_weight
-        self.projection_weight = projection_weight
+        self.weights = CostWeights(
+            class_weight=class_weight,
+            mask_weight=mask_weight,
+            dice_weight=dice_weight,
+            projection_weight=projection_weight,
+        )
         self.num_points = num_points
         self.mask_cost = mask_cost
         self.focal_alpha = focal_alpha
@@ -95,6 +98,7 @@ class HungarianMatcher:
         images: Sequence[int],
         coords: torch.Tensor | None,
         image_rows: torch.Tensor | None = None,
+        weights: CostWeights | None = None,
     ) -> torch.Tensor:
         """The matching costs of b images that share a label space, in batched calls.
 
@@ -106,17 +110,20 @@ class HungarianMatcher:
             coords: ``float[b_m, P, 2]`` points of the b_m images among them that have mask
                 targets (``T_b > 0``, not box-only), in order; None when there are none.
             image_rows: ``images`` as an ``int64[b]`` tensor on the device (saves a copy).
+            weights: The cost weights of these images (their dataset's, DaTaSeg Table 10);
+                None: the matcher's own.
         Returns:
             ``float32[b, Q, T]`` (columns past an image's own targets are meaningless).
         """
         self.check_classes(targets, images, class_logits.shape[-1] - 1)
+        weights = self.weights if weights is None else weights
         device = class_logits.device
         if image_rows is None:
             image_rows = torch.as_tensor(list(images), dtype=torch.int64).to(device)
         b, q = class_logits.shape[:2]
         prob = class_logits.float().softmax(-1)
         classes = targets.classes.index_select(0, image_rows)  # [b, T]
-        cost = -self.class_weight * prob.gather(2, classes[:, None, :].expand(b, q, -1))
+        cost = -weights.class_weight * prob.gather(2, classes[:, None, :].expand(b, q, -1))
         mask_logits = mask_logits.float()
         is_box = [targets.box_only[i] for i in images]
         parts: list[tuple[list[int], torch.Tensor]] = []
@@ -128,11 +135,11 @@ class HungarianMatcher:
             rows = image_rows if len(sel) == b else image_rows[sel]
             if box:
                 boxes = targets.boxes.index_select(0, rows)
-                part = self.projection_weight * pairwise_box_projection_cost(logits, boxes)
+                part = weights.projection_weight * pairwise_box_projection_cost(logits, boxes)
             else:
                 with_targets = [targets.num_targets[images[j]] > 0 for j in sel]
                 part = self._mask_costs(
-                    logits, targets.masks.index_select(0, rows), coords, with_targets
+                    logits, targets.masks.index_select(0, rows), coords, with_targets, weights
                 )
             parts.append((sel, part))
         if len(parts) == 1:
@@ -148,6 +155,7 @@ class HungarianMatcher:
         masks: torch.Tensor,
         coords: torch.Tensor | None,
         with_targets: list[bool],
+        weights: CostWeights,
     ) -> torch.Tensor:
         """``float[b_m, Q, T]`` weighted mask + dice costs of ``float[b_m, Q, H, W]`` logits
         against their ``[b_m, T, h, w]`` targets; images without targets get points at 0."""
@@ -167,7 +175,7 @@ class HungarianMatcher:
             mask = pairwise_sigmoid_focal(pred, tgt, alpha=self.focal_alpha, gamma=self.focal_gamma)
         else:
             mask = pairwise_sigmoid_ce(pred, tgt)
-        return self.mask_weight * mask + self.dice_weight * pairwise_dice(pred, tgt)
+        return weights.mask_weight * mask + weights.dice_weight * pairwise_dice(pred, tgt)
 
     def draw_points(
         self, count: int, device: torch.device, generator: torch.Generator | None = None

@@ -12,6 +12,12 @@ embeddings) for semantic, panoptic and instance data, every parameter shared.
 - Co-training (section 3.5): one dataset per iteration (``data.sampling=per_dataset``) with
   per-dataset sampling ratios (``data.ratios``) and per-dataset loss weights
   (``dataset_loss_weights``).
+- Losses and matching (eq. 4-5, Table 10, App. F): CE for classes, focal + dice for masks, the
+  projection loss for boxes, each term with its own loss and matching weight per dataset
+  (``recipe.mask`` and ``recipe.mask.per_dataset``; the step's dataset picks its weights) and
+  background weight 0.05. The recipe's defaults are LMSeg's (``recipe.mask``); the paper's
+  per-dataset values are set in ``configs/dataseg.yaml``, mapped onto SynthWorld's datasets.
+  The paper computes them on full masks at stride 4; ours on uncertainty-sampled points.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from babelseg.data.collate import Batch
 from babelseg.data.sample import Annotation, Task
 from babelseg.data.targets import MaskTargetBatch, TargetSpec, build_mask_targets
 from babelseg.losses.mask_criterion import MaskCriterion, at_least_one
+from babelseg.losses.term_weights import TermWeights, weights_for
 from babelseg.matching.groups import MatchGroup
 from babelseg.matching.merge import merge_proposals
 from babelseg.models.heads.text_classifier import TextClassifier
@@ -63,6 +64,10 @@ class MaskRecipe(Recipe):
             datasets not named).
         thing_flags: ``{dataset: [is_thing per class]}`` of the training label spaces (MERGE of
             stuff classes on panoptic data).
+        term_weights: ``{dataset or kind: loss and matching weights}``
+            (``recipe.mask.per_dataset``; kinds: ``semantic``, ``panoptic``, ``instance``,
+            ``boxes``; the criterion's defaults for the others). Applied per image: each dataset
+            of a mixed batch is matched and weighted with its own.
     """
 
     name = "mask"
@@ -82,6 +87,7 @@ class MaskRecipe(Recipe):
         instance_top_k: int = 50,
         dataset_loss_weights: Mapping[str, float] | None = None,
         thing_flags: Mapping[str, Sequence[bool]] | None = None,
+        term_weights: Mapping[str, TermWeights] | None = None,
     ) -> None:
         super().__init__()
         self.model = model
@@ -92,6 +98,20 @@ class MaskRecipe(Recipe):
         self.instance_top_k = instance_top_k
         self.dataset_loss_weights = dict(dataset_loss_weights or {})
         self.thing_flags = {k: [bool(f) for f in v] for k, v in (thing_flags or {}).items()}
+        self.term_weights = dict(term_weights or {})
+
+    def dataset_weights(
+        self, dataset: str, *, task: Task | str = "", box_only: bool = False
+    ) -> TermWeights:
+        """The loss and matching weights of ``dataset``'s images (its own entry, else its
+        kind's: ``boxes`` for boxes-only data, else its task's)."""
+        return weights_for(
+            self.term_weights,
+            self.criterion.default_weights,
+            dataset=dataset,
+            task=Task(task).value if task else "",
+            box_only=box_only,
+        )
 
     # ------------------------------------------------------------------ hooks
     def merge_classes(
@@ -191,9 +211,10 @@ class MaskRecipe(Recipe):
         *,
         normalisers: Mapping[str, torch.Tensor | float],
     ) -> LossResult:
-        """Matched classification CE + point-sampled mask CE/dice (+ box projection for
-        boxes-only data) on the final and every auxiliary decoder layer, each image in its own
-        label space; the sums are divided by the all-reduced :meth:`loss_counts`. Reads nothing
+        """Matched classification CE + point-sampled mask CE or focal and dice (+ box projection
+        for boxes-only data) on the final and every auxiliary decoder layer, each image in its
+        own label space and with its dataset's weights (:meth:`dataset_weights`); the sums are
+        divided by the all-reduced :meth:`loss_counts`. Reads nothing
         back from the device except the matching costs (one crossing)."""
         targets = batch_targets(batch, self.target_spec)
         layers = [output, *(output.aux or [])]
@@ -213,14 +234,28 @@ class MaskRecipe(Recipe):
                 merge = None
             weight = float(self.dataset_loss_weights.get(name, 1.0))
             groups += self._groups(layers, idx, text, merge, tag, weight, rows[tag])
-        per_tag = self.criterion.step(groups, targets, num_tags=len(by_dataset))
+        weights = [
+            self.dataset_weights(name, task=targets.tasks[i[0]], box_only=targets.box_only[i[0]])
+            for name, i in by_dataset.items()
+        ]
+        per_tag = self.criterion.step(
+            groups, targets, num_tags=len(by_dataset), tag_weights=weights
+        )
         per_dataset: dict[str, torch.Tensor] = {}
         total_losses: dict[str, torch.Tensor] = {}
-        for (name, idx), losses in zip(by_dataset.items(), per_tag):
-            per_dataset[name] = self.criterion.total(losses, _counts(targets, idx)).detach()
+        for (name, idx), losses, w in zip(by_dataset.items(), per_tag, weights):
+            per_dataset[name] = self.criterion.total(
+                losses, _counts(targets, idx), weights=w
+            ).detach()
             for key, value in losses.items():
                 total_losses[key] = total_losses[key] + value if key in total_losses else value
-        total = self.criterion.total(total_losses, dict(normalisers))
+        if len(set(weights)) == 1:  # one set of weights: one weighted sum
+            total = self.criterion.total(total_losses, dict(normalisers), weights=weights[0])
+        else:  # each dataset's sums with its own weights, over the same normalisers
+            total = sum(
+                self.criterion.total(losses, dict(normalisers), weights=w)
+                for losses, w in zip(per_tag, weights)
+            )
         divisor = {"loss_class": "num_images", "loss_projection": "num_boxes"}
         logs = {  # per layer, each divided by its normaliser, unweighted (read on log steps)
             k: v.detach() / at_least_one(normalisers[divisor.get(k, "num_masks")]) / len(layers)

@@ -32,8 +32,8 @@ class RecipeConfig:
         temperature: Initial softmax temperature of the cosine logits (SentenceLabels eq. 2).
         learn_temperature: Whether the temperature is learned.
         noisy_drop_fraction / box_teacher / clip_vision_model / box_pooled_size /
-            box_loss_weight / box_head_start: The ``sentence`` recipe's settings (:class:`SentenceConfig`), kept
-            directly under ``recipe:`` as they always were.
+            box_loss_weight / box_head_start: The ``sentence`` recipe's settings
+            (:class:`SentenceConfig`), kept directly under ``recipe:`` as they always were.
         mask / lmseg / dataseg / ms3 / autounify: Each recipe's own section (``mask`` is shared
             by lmseg and dataseg).
     """

@@ -48,12 +48,27 @@ def test_template_without_exactly_one_empty_field_is_rejected(template: str) -> 
         label_texts(_space(), mode="template", template=template)
 
 
-def test_description_mode_falls_back_to_the_name() -> None:
+def test_description_mode_is_the_papers_sentence() -> None:
+    # SentenceLabels.txt section 3: "bus: An image of bus. A bus is a road vehicle ..."
     assert label_texts(_space(), mode="description") == [
-        "bus: A bus is a road vehicle for many passengers.",
-        "sky",  # no description
-        "tree",  # blank description
+        "bus: An image of bus. A bus is a road vehicle for many passengers.",
+        "sky: An image of sky.",  # no description: the sentence without one
+        "tree: An image of tree.",  # blank description
     ]
+
+
+def test_dataset_description_mode_completes_the_dataset_sentence() -> None:
+    # AutoUniSeg.txt section 3.1: "An image of <label> from the dataset <dataset>" + description
+    assert label_texts(_space(), mode="dataset_description") == [
+        "An image of bus from the dataset street_a. A bus is a road vehicle for many passengers.",
+        "An image of sky from the dataset street_a.",
+        "An image of tree from the dataset street_a.",
+    ]
+    assert class_text(
+        ClassDef(name="car", description=" A car drives. "), mode="dataset_description", dataset="v"
+    ) == ("An image of car from the dataset v. A car drives.")
+    with pytest.raises(ValueError, match="'dataset_description' needs a dataset name"):
+        label_texts(LabelSpace.from_names(["car"]), mode="dataset_description")
 
 
 def test_dataset_mode_uses_the_space_name_or_the_given_dataset() -> None:
@@ -79,7 +94,9 @@ def test_unknown_mode_lists_the_modes() -> None:
     assert "sentence" in str(err.value)
     for mode in TEXT_MODES:
         assert mode in str(err.value)
-    with pytest.raises(ValueError, match="name, template, description, dataset"):
+    with pytest.raises(
+        ValueError, match="name, template, description, dataset, dataset_description"
+    ):
         class_text(ClassDef(name="car"), mode="names")
 
 

@@ -87,11 +87,19 @@ def test_dataset_and_description_modes_show_their_texts(capsys: pytest.CaptureFi
     assert _run([*argv, "--mode", "description"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["labels"] == ["bus", "car"]
-    assert report["texts"] == ["bus: A bus carries passengers.", "car"]
+    assert report["texts"] == [
+        "bus: An image of bus. A bus carries passengers.",
+        "car: An image of car.",
+    ]
     assert _run([*argv, "--mode", "dataset", "--dataset", "vista"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["texts"][1] == "An image of car from the dataset vista"
     assert report["label_space"] == "vista"
+    assert _run([*argv, "--mode", "dataset_description", "--dataset", "vista"]) == 0
+    assert json.loads(capsys.readouterr().out)["texts"] == [
+        "An image of bus from the dataset vista. A bus carries passengers.",
+        "An image of car from the dataset vista.",
+    ]
     assert _run([*argv, "--mode", "template", "--template", "{} on a street"]) == 0
     assert json.loads(capsys.readouterr().out)["texts"][1] == "car on a street"
 

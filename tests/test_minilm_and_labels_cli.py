@@ -121,8 +121,8 @@ def test_text_output_and_description_mode(
     assert main([*argv, "--mode", "description", "--no-cache"]) == 0
     out = capsys.readouterr().out
     assert "encoder hash-d256-n3, text mode description" in out
-    assert "bus  bus: a road vehicle for many passengers" in out
-    assert "car  car" in out
+    assert "bus  bus: An image of bus. a road vehicle for many passengers" in out
+    assert "car  car: An image of car." in out
     assert "Nearest neighbours" in out and "Cosine similarity" in out
     assert not list(tmp_path.iterdir())
 
@@ -183,7 +183,11 @@ def test_data_and_dataset_read_a_label_space(
     report = _labels_json(capsys, [*common, "--dataset", "street_a", "--mode", "description"])
     assert report["label_space"] == "street_a"
     assert report["labels"] == ["road", "person", "sky"]
-    assert report["texts"] == ["road: the paved surface cars drive on", "person", "sky"]
+    assert report["texts"] == [
+        "road: An image of road. the paved surface cars drive on",
+        "person: An image of person.",
+        "sky: An image of sky.",
+    ]
 
     inline = _labels_json(capsys, [*common, "--dataset", "indoor_b", "--mode", "dataset"])
     assert inline["texts"] == [

@@ -109,3 +109,63 @@ def test_unknown_box_teacher_is_an_error(tiny_run_config):
     cfg = load_config(tiny_run_config("teacher2"), ["recipe.box_teacher=clip"])
     with pytest.raises(ValueError, match="clip_vision_model"):
         build_recipe(cfg, embed_dim=8)
+
+
+def test_every_teacher_gets_a_learnable_head_that_l_wd_trains(tiny_run_config):
+    from babelseg.engine.builders import build_recipe
+
+    cfg = load_config(tiny_run_config("head"))
+    recipe = build_recipe(cfg, embed_dim=6)
+    head = recipe.box_head
+    assert head is not None and head.dim_in == head.dim_out == 6
+    # the default start is a fresh random map, not the identity (the pooled embedding itself)
+    assert not torch.allclose(head.proj.weight, torch.eye(6))
+    identity = build_recipe(
+        load_config(tiny_run_config("head2"), ["recipe.box_head_start=identity"]), embed_dim=6
+    )
+    assert torch.allclose(identity.box_head.proj.weight, torch.eye(6))
+    with pytest.raises(ValueError, match="box_head_start"):
+        build_recipe(
+            load_config(tiny_run_config("head3"), ["recipe.box_head_start=zero"]), embed_dim=6
+        )
+
+    rng = np.random.default_rng(0)
+    sample = _sample("boxes", Annotation.BOXES, rng, with_boxes=True)
+    sample.image = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)  # the tiny net needs 64 px
+    batch = collate_samples([sample])
+    texts = {"boxes": torch.nn.functional.normalize(torch.randn(3, 6), dim=1)}
+    recipe.eval()  # batch norm in eval mode (one image); gradients still flow
+    out = recipe(batch.images)
+    assert recipe.loss_counts(batch)["boxes"] == 1.0  # the crowd box and the 0.5 px box are out
+    result = recipe.loss(out, batch, texts, normalisers={"pixels": 1.0, "boxes": 1.0})
+    # the loss reads the pooled embeddings through the head: compare with the head applied by hand
+    boxes = [torch.tensor([[2.0, 3.0, 18.0, 20.0]])]
+    wd, n = box_embedding_distillation(
+        out.embeddings, boxes, (64, 64), [texts["boxes"][:1]], pooled_size=4, projection=head
+    )
+    assert int(n) == 1
+    assert torch.allclose(result.total, wd, rtol=1e-5)
+    result.total.backward()
+    assert head.proj.weight.grad is not None and float(head.proj.weight.grad.abs().sum()) > 0
+
+
+def test_a_checkpoint_without_the_head_still_loads():
+    model = build_pixel_model(
+        backbone="tiny", backbone_kwargs={"widths": [8, 8, 8, 8]}, decoder_dim=8, embed_dim=6
+    )
+    from babelseg.losses.box_distillation import BoxDistillationHead
+
+    old = SentenceRecipe(model=model)
+    state = old.state_dict()
+    assert not any(k.startswith("box_head.") for k in state)
+    new = SentenceRecipe(
+        model=build_pixel_model(
+            backbone="tiny", backbone_kwargs={"widths": [8, 8, 8, 8]}, decoder_dim=8, embed_dim=6
+        ),
+        box_head=BoxDistillationHead(6, identity_start=False),
+    )
+    head_before = new.box_head.proj.weight.detach().clone()
+    new.load_state_dict(state, strict=True)
+    assert torch.equal(new.box_head.proj.weight, head_before)
+    key = next(iter(k for k in state if k.startswith("model.")))
+    assert torch.equal(new.state_dict()[key], state[key])

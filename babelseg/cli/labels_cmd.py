@@ -52,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dataset",
         metavar="NAME",
         help="dataset in --data whose label space to show (optional when the file declares one); "
-        "with NAMEs, the dataset name used by --mode dataset",
+        "with NAMEs, the dataset name used by --mode dataset / dataset_description",
     )
     enc = parser.add_argument_group("text encoding")
     enc.add_argument(

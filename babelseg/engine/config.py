@@ -71,7 +71,8 @@ class LabelsConfig:
     Attributes:
         encoder: Text encoder name (``minilm``, ``clip``, ``hash``).
         clip_model: CLIP weights (hub name or local folder) when ``encoder=clip``.
-        text_mode: ``name``, ``template``, ``description`` or ``dataset``.
+        text_mode: One of ``babelseg.labels.texts.TEXT_MODES`` (``name``, ``template``,
+            ``description``, ``dataset``, ``dataset_description``).
         template: Prompt template for ``text_mode=template``.
         cache_dir: Embedding cache folder (default ``$BABELSEG_CACHE`` or ~/.cache/babelseg).
     """

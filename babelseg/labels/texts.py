@@ -2,15 +2,25 @@
 
 Which text stands for a class is a setting (``mode``), not code:
 
-=============  ==========================================================================
-mode           text of class ``bus``
-=============  ==========================================================================
-name           ``bus``
-template       ``a photo of a bus.`` (any template with one ``{}``)
-description    ``bus: An image of bus. A bus is a road vehicle ...`` (SentenceLabels.txt,
-               section 3; falls back to the name when the class has no description)
-dataset        ``An image of bus from the dataset street_a`` (AutoUniSeg.txt, section 3.1)
-=============  ==========================================================================
+===================  ====================================================================
+mode                 text of class ``bus``
+===================  ====================================================================
+name                 ``bus``
+template             ``a photo of a bus.`` (any template with one ``{}``)
+description          ``bus: An image of bus. A bus is a road vehicle ...``
+                     (SentenceLabels.txt, section 3 and Fig. 2)
+dataset              ``An image of bus from the dataset street_a`` (AutoUniSeg.txt, 3.1)
+dataset_description  ``An image of bus from the dataset street_a. A bus is a road ...``
+                     (AutoUniSeg.txt, 3.1: the dataset sentence completed with a description)
+===================  ====================================================================
+
+A class without a description keeps the sentence and drops only the description:
+``bus: An image of bus.`` and ``An image of bus from the dataset street_a.``. The paper's
+sentence is "<label>: An image of <label>." followed by a Wikipedia description; the first part
+is a template every label gets, the description the part that may be missing. Keeping the
+template for every class puts described and undescribed classes in one text style, so the
+cosine between two labels does not depend on which of them happens to have a description (with
+bare names for some classes and sentences for others it would).
 """
 
 from __future__ import annotations
@@ -25,7 +35,7 @@ if TYPE_CHECKING:
 
     from babelseg.labels.encoders.base import TextEncoder
 
-TEXT_MODES = ("name", "template", "description", "dataset")
+TEXT_MODES = ("name", "template", "description", "dataset", "dataset_description")
 """Valid values of ``mode``."""
 
 DEFAULT_TEMPLATE = "a photo of a {}."
@@ -33,6 +43,13 @@ DEFAULT_TEMPLATE = "a photo of a {}."
 
 DATASET_TEMPLATE = "An image of {name} from the dataset {dataset}"
 """Text of the ``dataset`` mode (AutoUniSeg.txt, section 3.1)."""
+
+SENTENCE_TEMPLATE = "{name}: An image of {name}."
+"""Start of the ``description`` mode's text (SentenceLabels.txt, section 3); the class's
+description follows after a space."""
+
+DATASET_MODES = ("dataset", "dataset_description")
+"""Text modes whose text names the dataset (they need a dataset name)."""
 
 
 def check_mode(mode: str) -> str:
@@ -68,7 +85,7 @@ def class_text(
         cls: The class.
         mode: One of ``TEXT_MODES``.
         template: Template with one ``{}`` (``template`` mode only).
-        dataset: Dataset name (``dataset`` mode only).
+        dataset: Dataset name (``dataset`` and ``dataset_description`` modes only).
     Returns:
         The text for the encoder.
     """
@@ -78,10 +95,19 @@ def class_text(
     if mode == "template":
         _check_template(template)
         return template.format(cls.name)
+    if mode == "dataset":
+        return DATASET_TEMPLATE.format(name=cls.name, dataset=dataset)
     if mode == "description":
-        desc = (cls.description or "").strip()
-        return f"{cls.name}: {desc}" if desc else cls.name
-    return DATASET_TEMPLATE.format(name=cls.name, dataset=dataset)
+        sentence = SENTENCE_TEMPLATE.format(name=cls.name)
+    else:
+        sentence = DATASET_TEMPLATE.format(name=cls.name, dataset=dataset) + "."
+    return _with_description(sentence, cls.description)
+
+
+def _with_description(sentence: str, description: str | None) -> str:
+    """``sentence`` followed by the description (stripped), or alone when there is none."""
+    desc = (description or "").strip()
+    return f"{sentence} {desc}" if desc else sentence
 
 
 def label_texts(
@@ -97,20 +123,21 @@ def label_texts(
         space: The label space (K classes).
         mode: One of ``TEXT_MODES``.
         template: Template with one ``{}`` for the class name (``template`` mode).
-        dataset: Dataset name for the ``dataset`` mode; ``None`` uses ``space.name``.
+        dataset: Dataset name for the ``dataset`` and ``dataset_description`` modes; ``None``
+            uses ``space.name``.
     Returns:
         K strings.
     Raises:
-        ValueError: unknown mode, a template without one ``{}``, or ``dataset`` mode with no
+        ValueError: unknown mode, a template without one ``{}``, or a dataset mode with no
             dataset name (neither ``dataset`` nor ``space.name``).
     """
     check_mode(mode)
     if mode == "template":
         _check_template(template)
     ds = space.name if dataset is None else dataset
-    if mode == "dataset" and not (ds or "").strip():
+    if mode in DATASET_MODES and not (ds or "").strip():
         raise ValueError(
-            "Text mode 'dataset' needs a dataset name: pass dataset=... or give the label space "
+            f"Text mode '{mode}' needs a dataset name: pass dataset=... or give the label space "
             "a name."
         )
     return [class_text(c, mode=mode, template=template, dataset=ds) for c in space.classes]

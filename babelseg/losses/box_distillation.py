@@ -35,18 +35,23 @@ class BoxDistillationHead(nn.Module):
 
     Args:
         dim_in: Pixel-embedding dimension D.
-        dim_out: Teacher dimension (the CLIP projection dim P); ``dim_in`` when None. A square
-            head starts as the identity (the pooled embedding itself), so distillation starts
-            from the model's own embedding space.
+        dim_out: Teacher dimension (the CLIP projection dim P); ``dim_in`` when None.
+        identity_start: A square head starts as the identity (the pooled embedding itself, so
+            distillation starts from the model's own embedding space); False keeps
+            ``nn.Linear``'s random initialisation (a fresh 1x1 convolution, as in the paper),
+            which does not pull the pooled embedding itself towards the teacher from step 0.
+            Non-square heads always start random.
     """
 
-    def __init__(self, dim_in: int, dim_out: int | None = None) -> None:
+    def __init__(
+        self, dim_in: int, dim_out: int | None = None, *, identity_start: bool = True
+    ) -> None:
         super().__init__()
         dim_out = dim_in if dim_out is None else dim_out
         if int(dim_in) < 1 or int(dim_out) < 1:
             raise ValueError(f"BoxDistillationHead dims must be >= 1, got {dim_in} -> {dim_out}.")
         self.proj = nn.Linear(int(dim_in), int(dim_out))
-        if dim_in == dim_out:
+        if identity_start and dim_in == dim_out:
             with torch.no_grad():
                 self.proj.weight.copy_(torch.eye(int(dim_in)))
                 self.proj.bias.zero_()

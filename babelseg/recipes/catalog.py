@@ -32,8 +32,8 @@ class RecipeConfig:
         temperature: Initial softmax temperature of the cosine logits (SentenceLabels eq. 2).
         learn_temperature: Whether the temperature is learned.
         noisy_drop_fraction / box_teacher / clip_vision_model / box_pooled_size /
-            box_loss_weight: The ``sentence`` recipe's settings (:class:`SentenceConfig`), kept
-            directly under ``recipe:`` as they always were.
+            box_loss_weight / box_head_start: The ``sentence`` recipe's settings
+            (:class:`SentenceConfig`), kept directly under ``recipe:`` as they always were.
         mask / lmseg / dataseg / ms3 / autounify: Each recipe's own section (``mask`` is shared
             by lmseg and dataseg).
     """
@@ -46,6 +46,7 @@ class RecipeConfig:
     clip_vision_model: str | None = None
     box_pooled_size: int = 4
     box_loss_weight: float = 1.0
+    box_head_start: str = "random"
     mask: MaskRecipeConfig = field(default_factory=MaskRecipeConfig)
     lmseg: LMSegConfig = field(default_factory=LMSegConfig)
     dataseg: DaTaSegConfig = field(default_factory=DaTaSegConfig)
@@ -60,6 +61,7 @@ class RecipeConfig:
             clip_vision_model=self.clip_vision_model,
             box_pooled_size=self.box_pooled_size,
             box_loss_weight=self.box_loss_weight,
+            box_head_start=self.box_head_start,
         )
 
 

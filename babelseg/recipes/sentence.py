@@ -4,10 +4,25 @@ and the heterogeneous loss of section 3, each dataset in its own label space:
 
 - ``clean`` datasets: L_HD (eq. 1-3), cross-entropy over all labelled pixels;
 - ``noisy`` datasets: L_LD (eq. 4-5), the same with each image's highest-loss pixels ignored;
-- ``boxes`` datasets: L_WD (eq. 6-7), pooled box embeddings pulled to a teacher embedding.
+- ``boxes`` datasets: L_WD (eq. 6-7), pooled box embeddings, through a learnable 1x1 head,
+  pulled to a teacher embedding.
 
 ``L = L_HD + L_LD + w * L_WD`` (eq. 8 has w = 1): the pixel terms are divided by the number of
-labelled pixels M, the box term by the number of boxes P.
+labelled pixels M, the box term by the number of boxes P. ``configs/sentence_paper.yaml`` is
+the paper's configuration (L_LD at 30 %, L_WD at w = 1, noisy and boxes data);
+``configs/default.yaml`` keeps L_HD only.
+
+Deviations and the evidence rows that decide them (``benchmarks/evidence.py --paper sentence``,
+``benchmarks/results/evidence/sentence.md``):
+
+- the default config trains the noisy dataset with L_HD and leaves the boxes out: decided by
+  the rows "L_LD beats L_HD on noisy masks", "adding noisy masks with L_LD helps", "adding
+  boxes-only data with L_WD helps" and "everything ... helps" (sentence_paper.yaml runs);
+- the default teacher of L_WD is the box label's text embedding, not CLIP's image embedding of
+  the crop (offline: no CLIP weights): the row "L_WD, CLIP teacher vs text teacher" when the
+  harness gets CLIP weights (``BABELSEG_CLIP_VISION_MODEL``);
+- the head starts from a random 1x1 map (``box_head_start``; the paper does not say):
+  no evidence row yet.
 """
 
 from __future__ import annotations
@@ -53,6 +68,9 @@ class SentenceConfig:
         box_pooled_size: L_WD: sample points per box side when pooling embeddings.
         box_loss_weight: Weight of L_WD in the total (the paper adds it with weight 1; an L1
             distance between D-dim unit vectors is ~sqrt(D) times the scale of the pixel loss).
+        box_head_start: How the learnable 1x1 head of L_WD's student side starts (every
+            teacher has one): ``random`` (a fresh layer, the default) or ``identity`` (square
+            heads only: the pooled embedding itself at step 0).
     """
 
     noisy_drop_fraction: float = 0.3
@@ -60,6 +78,7 @@ class SentenceConfig:
     clip_vision_model: str | None = None
     box_pooled_size: int = 4
     box_loss_weight: float = 1.0
+    box_head_start: str = "random"
 
 
 def distillation_boxes(sample, image_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -93,8 +112,10 @@ class SentenceRecipe(Recipe):
         box_pooled_size: Sample points per box side when pooling box embeddings for L_WD.
         box_teacher: A CLIP vision teacher for L_WD; None uses the text embedding of the box's
             label (needs no image model).
-        box_head: The 1x1 projection of pooled box embeddings (needed when the teacher's dim
-            differs from the text dim).
+        box_head: The learnable 1x1 projection of pooled box embeddings (SentenceLabels.txt
+            section 3: a 1x1 convolution before RoI pooling; the builder gives every teacher
+            one, so box pooling, background pixels included, does not pull the embeddings
+            themselves onto the teacher vector). None compares the pooled embeddings directly.
         box_loss_weight: Weight of L_WD (1 in the paper's eq. 8).
     """
 
@@ -123,6 +144,14 @@ class SentenceRecipe(Recipe):
         self.box_teacher = box_teacher
         self.box_head = box_head
         self.box_loss_weight = box_loss_weight
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        """Checkpoints written before the text teacher had a head load with a fresh head (it
+        only serves L_WD in training; inference never reads it)."""
+        if self.box_head is not None:
+            for key, value in self.box_head.state_dict().items():
+                state_dict.setdefault(f"{prefix}box_head.{key}", value)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, images: torch.Tensor) -> PixelOutput:
         """``images float[B, 3, H, W]`` -> ``PixelOutput(embeddings float[B, D, H/4, W/4])``."""
@@ -241,16 +270,23 @@ class SentenceRecipe(Recipe):
 def build_sentence_recipe(section: SentenceConfig, *, context: RecipeContext) -> SentenceRecipe:
     """The ``sentence`` recipe (SentenceLabels.txt)."""
     model = pixel_network(context)  # first: the seeded initialisation order is part of a run
-    teacher, head = None, None
+    if section.box_head_start not in ("random", "identity"):
+        raise ValueError(
+            f"recipe.box_head_start must be 'random' or 'identity', got '{section.box_head_start}'."
+        )
+    teacher, teacher_dim = None, context.embed_dim
     if section.box_teacher == "clip":
         if not section.clip_vision_model:
             raise ValueError("recipe.box_teacher=clip needs recipe.clip_vision_model=PATH_OR_NAME.")
         teacher = ClipVisionTeacher(section.clip_vision_model, device=context.device)
-        head = BoxDistillationHead(context.embed_dim, teacher.dim)
+        teacher_dim = teacher.dim
     elif section.box_teacher != "text":
         raise ValueError(
             f"recipe.box_teacher must be 'text' or 'clip', got '{section.box_teacher}'."
         )
+    head = BoxDistillationHead(
+        context.embed_dim, teacher_dim, identity_start=section.box_head_start == "identity"
+    )
     return SentenceRecipe(
         model=model,
         temperature=context.temperature,

@@ -72,8 +72,7 @@ def dataset_logits(unified: torch.Tensor, mapping: torch.Tensor, form: str) -> t
     if form == "paper_sum":
         return summed_logits(unified, mapping)
     raise ValueError(
-        f"recipe.autounify.dataset_logits must be one of {', '.join(DATASET_LOGITS)}, got "
-        f"'{form}'."
+        f"recipe.autounify.dataset_logits must be one of {', '.join(DATASET_LOGITS)}, got '{form}'."
     )
 
 

@@ -12,8 +12,15 @@ from babelseg.engine.trainer import train
 from babelseg.labels.space import LabelSpace
 from babelseg.models.builders import build_pixel_model
 from babelseg.models.outputs import PixelOutput
-from babelseg.recipes.autounify import AutoUnifyConfig, AutoUnifyRecipe
-from babelseg.unify.head import mapped_logits, orthogonality_loss
+from babelseg.recipes.autounify import AutoUnifyRecipe
+from babelseg.recipes.autounify_config import AutoUnifyConfig
+from babelseg.unify.head import (
+    dataset_logits,
+    mapped_logits,
+    orthogonality_loss,
+    paper_orthogonality_loss,
+)
+from babelseg.unify.mappings import SlotMappings
 
 
 def test_eq5_sums_the_probabilities_of_each_labels_unified_classes():
@@ -24,6 +31,38 @@ def test_eq5_sums_the_probabilities_of_each_labels_unified_classes():
     continuous = torch.tensor([[0.5, 0.5], [1.0, 0.0], [0.0, 1.0]])
     s = mapped_logits(u, continuous)[0, :, 0, 0]
     assert torch.allclose(s, torch.log(torch.tensor([2.5, 3.5])))
+
+
+def test_eq5_as_printed_sums_the_logits():
+    u = torch.tensor([0.5, -1.0, 2.0])[None, :, None, None]
+    boolean = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    s = dataset_logits(u, boolean, "paper_sum")[0, :, 0, 0]
+    assert torch.allclose(s, torch.tensor([-0.5, 2.0, 0.0]))  # label 3: no node maps, s = 0
+    continuous = torch.tensor([[0.5, 0.5, 0.0], [1.0, 0.0, 0.0], [0.0, 0.25, 0.75]])
+    s = dataset_logits(u, continuous, "paper_sum")[0, :, 0, 0]
+    assert torch.allclose(s, torch.tensor([0.25 - 1.0, 0.25 + 0.5, 1.5]))
+    assert torch.equal(dataset_logits(u, boolean, "logsumexp"), mapped_logits(u, boolean))
+    with pytest.raises(ValueError, match="paper_sum"):
+        dataset_logits(u, boolean, "sum")
+
+
+def test_eq7_as_printed_by_hand():
+    x = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    # X X^T = [[1, 0], [0, 4]]: p_00 = e / (e + 1), p_11 = e^4 / (e^4 + 1)
+    p = [math.e / (math.e + 1.0), math.exp(4) / (math.exp(4) + 1.0)]
+    expected = -sum(q * math.log(q) for q in p)
+    assert abs(float(paper_orthogonality_loss(x)) - expected) < 1e-6
+    # more orthogonal (larger self-similarity margin) -> smaller loss, as the paper intends
+    assert float(paper_orthogonality_loss(3 * x)) < float(paper_orthogonality_loss(x))
+
+
+def test_unknown_forms_name_the_key_and_the_choices():
+    with pytest.raises(ValueError, match="dataset_logits must be one of logsumexp, paper_sum"):
+        AutoUnifyConfig(dataset_logits="sum")
+    with pytest.raises(ValueError, match="graph_loss must be one of cosine_ce, paper_entropy"):
+        AutoUnifyConfig(graph_loss="entropy")
+    with pytest.raises(ValueError, match="final_steps must be >= 0"):
+        AutoUnifyConfig(final_steps=-1)
 
 
 def test_orthogonality_loss_by_hand():
@@ -50,7 +89,7 @@ def _recipe(**kw):
     texts = {
         n: torch.nn.functional.normalize(torch.randn(len(s), 6), dim=1) for n, s in spaces.items()
     }
-    args = dict(total_steps=20, warmup_steps=4, alternate_every=3, remap_every=6)
+    args = dict(total_steps=20, warmup_steps=4, alternate_every=3, remap_every=6, final_steps=0)
     args.update(kw)
     settings = AutoUnifyConfig(**{k: v for k, v in args.items() if k != "total_steps"})
     recipe = AutoUnifyRecipe(
@@ -274,3 +313,56 @@ def test_the_initial_adjacency_does_not_depend_on_how_fast_the_edges_learn():
     assert torch.allclose(adjacency[0], adjacency[1], atol=1e-6)
     # a mapped edge carries e^5 / (e^5 + K - 1) of its row in that dataset
     assert float(adjacency[0][0, 0]) == pytest.approx(math.exp(5) / (math.exp(5) + 1), rel=1e-5)
+
+
+def test_the_final_stage_fixes_prunes_and_trains_under_the_final_mappings():
+    recipe, texts = _recipe(final_steps=5)  # steps 15-19: the final stage
+    _cross_validation(
+        recipe,
+        np.array([[80, 15, 5], [2, 3, 95]]),
+        np.array([[90, 10], [85, 15], [5, 95]]),
+    )
+    recipe.initialise_unified()
+    recipe.on_step_start(14)
+    assert recipe.phase == "graph" and not recipe.finalised
+    recipe.on_step_start(15)
+    assert recipe.phase == "final" and recipe.finalised
+    assert all(not p.requires_grad for p in recipe.graph.parameters())
+    assert all(p.requires_grad for p in recipe.model.parameters())
+    fixed = {n: list(a) for n, a in recipe.slots.assign.items()}
+    classes = [c.name for c in recipe.slots.classes()]
+    assert classes == ["road", "car", "lane"]
+    # the adjacency now prefers other labels: the final mappings no longer follow it
+    with torch.no_grad():
+        recipe.graph.edge_logits.copy_(-recipe.graph.edge_logits)
+    fresh = SlotMappings(spaces=recipe.slots.spaces, num_slots=recipe.slots.num_slots)
+    fresh.start(3)
+    fresh.remap(recipe.graph.adjacency().detach().numpy())
+    assert fresh.assign != fixed  # a remap would move them
+    recipe.on_step_start(17)
+    recipe.remap()
+    recipe.on_step_end(19)
+    assert recipe.slots.assign == fixed and [c.name for c in recipe.slots.classes()] == classes
+    # the loss of a final step reads the boolean mapping; evaluation reads the same logits
+    out = PixelOutput(embeddings=torch.randn(2, 6, 4, 4))
+    recipe.eval()
+    for ds in ("a", "b"):
+        graph = recipe.graph(recipe.slots.active_tensor(torch.device("cpu")))
+        unified = recipe.head.unified_logits(out.embeddings, graph.unified)
+        want = mapped_logits(unified, recipe.slots.mapping(ds))
+        assert torch.allclose(recipe.semantic_logits(out, texts[ds], dataset=ds), want)
+
+
+def test_the_printed_eq5_is_what_evaluation_uses_when_chosen():
+    recipe, texts = _recipe(dataset_logits="paper_sum", final_steps=2)
+    _cross_validation(recipe, np.eye(2, 3) * 10, np.array([[10, 0], [10, 0], [0, 10]]))
+    recipe.initialise_unified()
+    recipe.on_step_start(18)
+    assert recipe.phase == "final"
+    recipe.eval()
+    out = PixelOutput(embeddings=torch.randn(2, 6, 4, 4))
+    graph = recipe.graph(recipe.slots.active_tensor(torch.device("cpu")))
+    unified = recipe.head.unified_logits(out.embeddings, graph.unified)
+    got = recipe.semantic_logits(out, texts["b"], dataset="b")
+    want = torch.einsum("bnhw,nk->bkhw", unified, recipe.slots.mapping("b"))
+    assert torch.allclose(got, want, atol=1e-6)

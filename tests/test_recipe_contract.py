@@ -26,7 +26,10 @@ MINILM = {"encoder": "minilm", "text_mode": "name"}
 VARIANTS = {
     "sentence": ({"name": "sentence"}, {"train": ["metro_drive", "home_scenes", "open_boxes"]}),
     "autounify": (
-        {"name": "autounify", "autounify": {"warmup_steps": 2, "alternate_every": 1}},
+        {
+            "name": "autounify",
+            "autounify": {"warmup_steps": 2, "alternate_every": 1, "final_steps": 1},
+        },
         {},
     ),
     "lmseg": ({"name": "lmseg", **MASK, "lmseg": {"prompt_length": 0}}, {}),
@@ -45,7 +48,7 @@ PROMPTED = {  # learned prompts need a transformer text encoder
         {},
     ),
 }
-STEPS = {"autounify": 5, "ms3+prompt": 3}
+STEPS = {"autounify": 6, "ms3+prompt": 3}
 
 
 def test_every_catalog_recipe_has_a_contract_case():

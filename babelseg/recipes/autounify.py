@@ -10,18 +10,24 @@ Training runs in three parts, driven by the trainer's step hooks:
    graph frozen and boolean mappings (unbalanced OT, recomputed every ``remap_every`` steps),
    then the graph network trains with the segmentation network frozen and the continuous
    adjacency as mappings, plus the orthogonality loss (eq. 7-8).
-3. **Pruning** (last step): unified nodes mapped to no label are dropped; nodes whose mappings
-   agree in every dataset (identical supervision everywhere) are merged into one class.
+3. **Final stage** (the last ``final_steps``): before its first step the boolean mappings are
+   computed one last time and pruned: unified nodes mapped to no label are dropped; nodes whose
+   mappings agree in every dataset (identical supervision everywhere) are merged into one class.
+   The graph is frozen and the segmentation network trains under exactly these mappings and
+   unified embeddings, which evaluation, prediction and ``babelseg unify`` use afterwards (the
+   authors' released code ends the same way). ``final_steps: 0`` fixes and prunes the mappings
+   after the last step instead.
 
 UniSegHead (eq. 4-5, :mod:`babelseg.unify.head`) scores the pixels against the unified nodes and
 maps them to each dataset's labels, then per-pixel cross-entropy in that label space (eq. 6).
+Eq. 5 and eq. 7 each have the printed form and the current one as options
+(``dataset_logits``, ``graph_loss``; see :class:`AutoUnifyConfig`).
 Any other vocabulary takes the zero-shot route of :func:`~babelseg.unify.head.zero_shot_logits`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +39,7 @@ from babelseg.losses.pixel_text import pixel_cross_entropy_sum
 from babelseg.models.heads.text_classifier import cosine_logits
 from babelseg.models.outputs import PixelOutput
 from babelseg.models.pixel_model import PixelEmbeddingModel
+from babelseg.recipes.autounify_config import AutoUnifyConfig
 from babelseg.recipes.base import (
     LossResult,
     Recipe,
@@ -43,56 +50,9 @@ from babelseg.recipes.base import (
 )
 from babelseg.unify.cross_validation import CrossDatasetValidation
 from babelseg.unify.graph import LabelGraph
-from babelseg.unify.head import (
-    UnifyOutput,
-    UniSegHead,
-    mapped_logits,
-    orthogonality_loss,
-    zero_shot_logits,
-)
+from babelseg.unify.head import UnifyOutput, UniSegHead, graph_loss, zero_shot_logits
 from babelseg.unify.mappings import SlotMappings
 from babelseg.unify.schedule import AlternationSchedule
-
-
-@dataclass
-class AutoUnifyConfig:
-    """``autounify`` settings (AutoUniSeg.txt).
-
-    Attributes:
-        num_unified: Initial unified nodes; 0 derives it from cross-dataset validation.
-        graph_layers: GraphSAGE layers.
-        orthogonality_weight: Weight of the orthogonality loss (eq. 7-8).
-        alternate_every: Steps per phase of the alternating training.
-        remap_every: Steps between recomputations of the boolean mappings.
-        warmup_steps: Steps with per-dataset classifiers before the graph takes over (the
-            cross-dataset validation that sets N runs over their second half).
-        adjacency_scale: Multiplier of the learnable adjacency logits: how fast the graph phases
-            move the edges (the initial edges do not depend on it).
-        min_share: Cross-dataset validation: containment both ways for two labels to merge.
-        min_match: Cross-dataset validation: containment a class needs to map to a label of a
-            dataset it has no member in.
-        min_presence: Cross-dataset validation: how often (relative to its own dataset) a
-            class must be detected in another dataset's images to map to one of its labels.
-        text_weight: Cross-dataset validation: bonus of near-identical label texts in merges.
-        text_floor: Text cosine similarity below which there is no bonus.
-        orthogonality_tau: Temperature of the orthogonality loss.
-        zero_shot_tau: Temperature of the zero-shot route (other vocabularies).
-    """
-
-    num_unified: int = 0
-    graph_layers: int = 2
-    orthogonality_weight: float = 0.1
-    alternate_every: int = 100
-    remap_every: int = 200
-    warmup_steps: int = 600
-    adjacency_scale: float = 40.0
-    min_share: float = 0.3
-    min_match: float = 0.3
-    min_presence: float = 0.15
-    text_weight: float = 0.5
-    text_floor: float = 0.6
-    orthogonality_tau: float = 0.1
-    zero_shot_tau: float = 0.05
 
 
 class AutoUnifyRecipe(Recipe):
@@ -129,13 +89,8 @@ class AutoUnifyRecipe(Recipe):
         missing = [n for n in label_spaces if n not in label_embeddings]
         if missing:
             raise ValueError(f"autounify: no label texts for datasets {missing}.")
-        if cfg.alternate_every < 1 or cfg.remap_every < 1:
-            raise ValueError(
-                f"alternate_every ({cfg.alternate_every}) and remap_every ({cfg.remap_every}) "
-                "must be >= 1."
-            )
         self.model = model
-        self.head = UniSegHead(temperature=temperature)
+        self.head = UniSegHead(temperature=temperature, dataset_logits=cfg.dataset_logits)
         self.datasets = list(label_spaces)
         self.sizes = {n: len(s) for n, s in label_spaces.items()}
         feats = torch.cat([label_embeddings[n].float() for n in self.datasets], dim=0)
@@ -157,6 +112,7 @@ class AutoUnifyRecipe(Recipe):
             alternate_every=cfg.alternate_every,
             remap_every=cfg.remap_every,
             total_steps=total_steps,
+            final_steps=cfg.final_steps,
         )
         self.slots = SlotMappings(spaces=label_spaces, num_slots=slots)
         self.offsets = self.slots.offsets
@@ -178,7 +134,8 @@ class AutoUnifyRecipe(Recipe):
 
     # ------------------------------------------------------------------ schedule hooks
     def on_step_start(self, step: int) -> None:
-        """Freeze the network that does not train in this step's phase; remap on schedule."""
+        """Freeze the network that does not train in this step's phase; remap on schedule; fix
+        and prune the mappings before the final stage's first step."""
         if self._trainable is None:  # respect parameters frozen by the trainer
             self._trainable = {n: p.requires_grad for n, p in self.named_parameters()}
         self._step = step
@@ -192,18 +149,20 @@ class AutoUnifyRecipe(Recipe):
                 p.requires_grad_(seg_on and self._trainable[name])
         if self.training:
             self.model.train(seg_on)
-        if self.slots.initialised and self.schedule.remaps_before(step):
+        if self.phase == "final" and not self.finalised:
+            self.finalise()
+        elif self.slots.initialised and self.schedule.remaps_before(step):
             self.remap()
 
     def on_step_end(self, step: int) -> None:
-        """End of warm-up: derive the unified classes; last step: final mappings and pruning."""
+        """End of warm-up: derive the unified classes; last step without a final stage (or too
+        short a run to reach it): final mappings and pruning."""
         if self.schedule.initialises_after(step):
             self.initialise_unified()
-        if step == self.total_steps - 1:
+        if step == self.total_steps - 1 and not self.finalised:
             if not self.slots.initialised:
                 self.initialise_unified()
-            self.remap()
-            self.slots.prune()
+            self.finalise()
 
     # ------------------------------------------------------------------ unified classes
     def initialise_unified(self) -> None:
@@ -228,14 +187,27 @@ class AutoUnifyRecipe(Recipe):
         self.slots.start(n)
         self.remap()
 
+    @property
+    def finalised(self) -> bool:
+        """Whether the final mappings are fixed (pruned): they no longer change."""
+        return self.slots.class_of_slot is not None
+
     @torch.no_grad()
     def remap(self) -> None:
-        """Boolean mappings of every dataset from the current adjacency (unbalanced OT)."""
-        self.slots.remap(self.graph.adjacency().detach().cpu().numpy())
+        """Boolean mappings of every dataset from the current adjacency (unbalanced OT); once
+        :attr:`finalised`, the fixed final mappings stay (they are what the final stage trained
+        with)."""
+        if not self.finalised:
+            self.slots.remap(self.graph.adjacency().detach().cpu().numpy())
 
     def prune(self) -> None:
         """Drop nodes mapped to nothing; merge nodes with identical mappings everywhere."""
         self.slots.prune()
+
+    def finalise(self) -> None:
+        """The final mappings: one last remap from the adjacency, then pruning."""
+        self.remap()
+        self.prune()
 
     def unified_space(self) -> LabelSpace:
         """The unified classes as a label space (readable names; descriptions list the labels)."""
@@ -285,9 +257,9 @@ class AutoUnifyRecipe(Recipe):
             graph = self._unified(emb.device, grad=False)
             unified = self.head.unified_logits(emb, graph.unified)
             if dataset == "unified":
-                logits = mapped_logits(unified, self.slots.slot_to_class(emb.device))
+                logits = self.head.to_dataset(unified, self.slots.slot_to_class(emb.device))
             elif dataset in self.sizes and len(text_embeddings) == self.sizes[dataset]:
-                logits = mapped_logits(unified, self.slots.mapping(dataset, emb.device))
+                logits = self.head.to_dataset(unified, self.slots.mapping(dataset, emb.device))
             else:
                 logits = self._zero_shot(unified, text_embeddings.to(emb))
         return logits.permute(0, 2, 3, 1) if pixel_major else logits
@@ -364,17 +336,20 @@ class AutoUnifyRecipe(Recipe):
                     mapping = self.slots.continuous_mapping(graph.adjacency, name)
                 else:
                     mapping = self.slots.mapping(name, emb.device)
-                logits = mapped_logits(unified, mapping)
+                logits = self.head.to_dataset(unified, mapping)
             part, count = pixel_cross_entropy_sum(logits, target)
             total = total + part
             per_dataset[name] = (part / count.clamp(min=1)).detach()
         total = total / normalisers["pixels"]
         if phase == "graph" and self.settings.orthogonality_weight > 0:
             act = self.slots.active_tensor(emb.device)
-            orth = orthogonality_loss(graph.unified[act], self.settings.orthogonality_tau)
+            orth = graph_loss(
+                graph.unified[act], self.settings.graph_loss, self.settings.orthogonality_tau
+            )
             total = total + self.settings.orthogonality_weight * orth
             logs["orthogonality"] = float(orth.detach())
         logs["phase_graph"] = float(phase == "graph")
+        logs["phase_final"] = float(phase == "final")
         logs["unified_active"] = float(sum(self.slots.active))
         logs["temperature"] = float(1.0 / scale.detach())
         return LossResult(total=total, per_dataset=per_dataset, logs=logs)

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from babelseg.data.sample import Annotation
-from babelseg.recipes.autounify import AutoUnifyConfig, AutoUnifyRecipe, build_autounify_recipe
+from babelseg.recipes.autounify import AutoUnifyRecipe, build_autounify_recipe
+from babelseg.recipes.autounify_config import AutoUnifyConfig
 from babelseg.recipes.base import Recipe, RecipeContext
 from babelseg.recipes.dataseg import DaTaSegConfig, DaTaSegRecipe, build_dataseg_recipe
 from babelseg.recipes.lmseg import LMSegConfig, LMSegRecipe, build_lmseg_recipe

@@ -1,10 +1,21 @@
 """AutoUniSeg's UniSegHead (eq. 4-6) and orthogonality loss (eq. 7-8): pixel embeddings scored
 against the unified label embeddings, then mapped to each dataset's labels.
 
-UniSegHead: ``u = s * cos(p, X_u)`` over the unified nodes, then each dataset's label scores
-``s_c = log sum_{r -> c} exp(u_r)`` (eq. 5 applied to probabilities: a label's probability is the
-sum of its unified classes' probabilities, so a coarse label does not gain from having many
-children; with a continuous mapping the sum is weighted by the adjacency).
+UniSegHead: ``u = s * cos(p, X_u)`` over the unified nodes, then each dataset's label scores in
+one of two forms (``recipe.autounify.dataset_logits``):
+
+- ``logsumexp`` (the default): ``s_c = log sum_{r -> c} exp(u_r)``, eq. 5 applied to
+  probabilities: a label's probability is the sum of its unified classes' probabilities, so a
+  coarse label does not gain from having many children;
+- ``paper_sum``: eq. 5 as printed, ``s = M u``: a label's logit is the sum of its unified
+  classes' logits (0 for a label no class maps to).
+
+With a continuous mapping (graph phases) both sums are weighted by the adjacency. The
+orthogonality loss (``recipe.autounify.graph_loss``) is either ``cosine_ce`` (the default: a
+cross-entropy of cosine similarities with a temperature) or ``paper_entropy`` (eq. 7 as printed:
+``-sum_i p_ii log p_ii`` with ``p_i = softmax(X_u x_i)``). Which default stays is for the evidence
+rows "eq. 5 literal vs current" and "eq. 7 literal vs current"
+(``benchmarks/evidence_harness/papers/autounify.py``) to decide.
 """
 
 from __future__ import annotations
@@ -34,6 +45,62 @@ def mapped_logits(unified: torch.Tensor, mapping: torch.Tensor) -> torch.Tensor:
     return torch.log(probs.clamp(min=1e-30)) + top
 
 
+DATASET_LOGITS = ("logsumexp", "paper_sum")
+"""The forms of eq. 5 (``recipe.autounify.dataset_logits``)."""
+GRAPH_LOSSES = ("cosine_ce", "paper_entropy")
+"""The forms of eq. 7 (``recipe.autounify.graph_loss``)."""
+
+
+def summed_logits(unified: torch.Tensor, mapping: torch.Tensor) -> torch.Tensor:
+    """Eq. 5 as printed: ``s = M u``, each label's logit the (weighted) sum of its unified
+    classes' logits.
+
+    Args:
+        unified: ``float[B, N, h, w]`` unified logits (eq. 4).
+        mapping: ``float[N, K]`` boolean or continuous mapping (rows of unmapped nodes are 0).
+    Returns:
+        ``float[B, K, h, w]`` dataset label logits (0 where no node maps).
+    """
+    return torch.einsum("bnhw,nk->bkhw", unified, mapping.to(unified.dtype))
+
+
+def dataset_logits(unified: torch.Tensor, mapping: torch.Tensor, form: str) -> torch.Tensor:
+    """Eq. 5 in the chosen ``form`` (:data:`DATASET_LOGITS`): ``float[B, N, h, w]`` unified
+    logits and a ``float[N, K]`` mapping -> ``float[B, K, h, w]`` dataset label logits."""
+    if form == "logsumexp":
+        return mapped_logits(unified, mapping)
+    if form == "paper_sum":
+        return summed_logits(unified, mapping)
+    raise ValueError(
+        f"recipe.autounify.dataset_logits must be one of {', '.join(DATASET_LOGITS)}, got '{form}'."
+    )
+
+
+def paper_orthogonality_loss(unified: torch.Tensor) -> torch.Tensor:
+    """Eq. 7 as printed: ``-sum_i p_ii log p_ii`` with ``p_i = softmax_j(x_j . x_i)`` (dot
+    products of the unified embeddings, no normalisation or temperature).
+
+    Args:
+        unified: ``float[N, D]`` unified label embeddings (active nodes).
+    Returns:
+        0-d loss (a sum over the N nodes, as in the paper).
+    """
+    log_p = torch.log_softmax(unified @ unified.t(), dim=1).diagonal()
+    return -(log_p.exp() * log_p).sum()
+
+
+def graph_loss(unified: torch.Tensor, form: str, tau: float) -> torch.Tensor:
+    """Eq. 7 in the chosen ``form`` (:data:`GRAPH_LOSSES`) over ``float[N, D]`` unified
+    embeddings; ``tau`` is the temperature of ``cosine_ce``. Returns a 0-d loss."""
+    if form == "cosine_ce":
+        return orthogonality_loss(unified, tau)
+    if form == "paper_entropy":
+        return paper_orthogonality_loss(unified)
+    raise ValueError(
+        f"recipe.autounify.graph_loss must be one of {', '.join(GRAPH_LOSSES)}, got '{form}'."
+    )
+
+
 def orthogonality_loss(unified: torch.Tensor, tau: float) -> torch.Tensor:
     """Eq. 7 as a cross-entropy: each unified embedding must be closest to itself.
 
@@ -53,11 +120,23 @@ class UniSegHead(nn.Module):
 
     Args:
         temperature: Initial tau of the cosine logits (learned).
+        dataset_logits: Eq. 5's form, one of :data:`DATASET_LOGITS`.
     """
 
-    def __init__(self, *, temperature: float = 0.07) -> None:
+    def __init__(self, *, temperature: float = 0.07, dataset_logits: str = "logsumexp") -> None:
         super().__init__()
+        if dataset_logits not in DATASET_LOGITS:
+            raise ValueError(
+                f"dataset_logits must be one of {', '.join(DATASET_LOGITS)}, got "
+                f"'{dataset_logits}'."
+            )
         self.temperature = LearnableTemperature(temperature=temperature, learnable=True)
+        self.form = dataset_logits
+
+    def to_dataset(self, unified: torch.Tensor, mapping: torch.Tensor) -> torch.Tensor:
+        """Eq. 5 in this head's form: ``float[B, N, h, w]`` unified logits and ``float[N, K]``
+        mapping -> ``float[B, K, h, w]`` label logits."""
+        return dataset_logits(unified, mapping, self.form)
 
     def unified_logits(
         self, embeddings: torch.Tensor, unified: torch.Tensor, scale: torch.Tensor | None = None
@@ -70,7 +149,7 @@ class UniSegHead(nn.Module):
         self, embeddings: torch.Tensor, unified: torch.Tensor, mapping: torch.Tensor
     ) -> torch.Tensor:
         """``float[B, D, h, w]``, ``float[N, D]``, ``float[N, K]`` -> ``float[B, K, h, w]``."""
-        return mapped_logits(self.unified_logits(embeddings, unified), mapping)
+        return self.to_dataset(self.unified_logits(embeddings, unified), mapping)
 
 
 def zero_shot_logits(

@@ -19,6 +19,21 @@ from typing import Any
 RESULT = "result.json"
 
 
+def learned_taxonomy_scores(recipe: Any, datasets_yaml: Path) -> dict[str, Any] | None:
+    """Pair precision / recall / F1 and class counts of a recipe's learned unified taxonomy
+    against the world's ``relations.json`` (next to ``datasets_yaml``); None for recipes
+    without a learned space or worlds without relations."""
+    from babelseg.unify.taxonomy import load_relations, score_taxonomy
+
+    relations = datasets_yaml.parent / "relations.json"
+    slots = getattr(recipe, "slots", None)
+    if not getattr(recipe, "has_unified_space", False) or slots is None:
+        return None
+    if not relations.is_file() or not slots.initialised:
+        return None
+    return score_taxonomy(slots.classes(), load_relations(relations), list(recipe.datasets))
+
+
 def run_job(spec: dict[str, Any]) -> dict[str, Any]:
     """Train ``spec``'s config, score it, write and return the result (errors included)."""
     from babelseg.data.declaration import load_declarations
@@ -46,6 +61,9 @@ def run_job(spec: dict[str, Any]) -> dict[str, Any]:
             show_progress=False,
         )
         result["eval_s"] = time.perf_counter() - start
+        taxonomy = learned_taxonomy_scores(predictor.recipe, Path(cfg.data.datasets_yaml))
+        if taxonomy is not None:
+            result["metrics"]["taxonomy"] = taxonomy
     except Exception as e:  # one failed run must not stop the table; the row says it failed
         result["error"] = f"{type(e).__name__}: {e}"
     if not spec.get("keep_checkpoints", False):

@@ -1,0 +1,86 @@
+"""The ``recipe.autounify`` section: the settings of the ``autounify`` recipe (AutoUniSeg.txt)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from babelseg.unify.head import DATASET_LOGITS, GRAPH_LOSSES
+
+
+@dataclass
+class AutoUnifyConfig:
+    """``autounify`` settings (AutoUniSeg.txt).
+
+    Attributes:
+        num_unified: Initial unified nodes; 0 derives it from cross-dataset validation.
+        graph_layers: GraphSAGE layers.
+        orthogonality_weight: Weight of the orthogonality loss (eq. 7-8).
+        alternate_every: Steps per phase of the alternating training.
+        remap_every: Steps between recomputations of the boolean mappings.
+        warmup_steps: Steps with per-dataset classifiers before the graph takes over (the
+            cross-dataset validation that sets N runs over their second half).
+        final_steps: Steps of the final segmentation-only stage, the run's last: the boolean
+            mappings are computed and pruned once when it starts, the graph is frozen, and the
+            segmentation network trains under exactly the mappings and unified embeddings that
+            evaluation and prediction use afterwards (as the authors' released code ends). 0:
+            no final stage (the mappings are fixed after the last graph phase).
+        dataset_logits: Eq. 5's form: ``logsumexp`` (a label's probability is the sum of its
+            unified classes' probabilities) or ``paper_sum`` (``s = M u``, the printed form).
+            The default stays ``logsumexp`` until the evidence row "eq. 5 literal vs current"
+            (``benchmarks/evidence_harness/papers/autounify.py``) says otherwise.
+        graph_loss: Eq. 7's form: ``cosine_ce`` (cross-entropy of cosine similarities at
+            ``orthogonality_tau``) or ``paper_entropy`` (``-sum_i p_ii log p_ii`` of dot
+            products, the printed form). The default stays ``cosine_ce`` until the evidence row
+            "eq. 7 literal vs current" (same file) says otherwise.
+        adjacency_scale: Multiplier of the learnable adjacency logits: how fast the graph phases
+            move the edges (the initial edges do not depend on it).
+        min_share: Cross-dataset validation: containment both ways for two labels to merge.
+        min_match: Cross-dataset validation: containment a class needs to map to a label of a
+            dataset it has no member in.
+        min_presence: Cross-dataset validation: how often (relative to its own dataset) a
+            class must be detected in another dataset's images to map to one of its labels.
+        text_weight: Cross-dataset validation: bonus of near-identical label texts in merges.
+        text_floor: Text cosine similarity below which there is no bonus.
+        orthogonality_tau: Temperature of the ``cosine_ce`` orthogonality loss.
+        zero_shot_tau: Temperature of the zero-shot route (other vocabularies).
+    """
+
+    num_unified: int = 0
+    graph_layers: int = 2
+    orthogonality_weight: float = 0.1
+    alternate_every: int = 100
+    remap_every: int = 200
+    warmup_steps: int = 600
+    final_steps: int = 200
+    dataset_logits: str = "logsumexp"
+    graph_loss: str = "cosine_ce"
+    adjacency_scale: float = 40.0
+    min_share: float = 0.3
+    min_match: float = 0.3
+    min_presence: float = 0.15
+    text_weight: float = 0.5
+    text_floor: float = 0.6
+    orthogonality_tau: float = 0.1
+    zero_shot_tau: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.dataset_logits not in DATASET_LOGITS:
+            raise ValueError(
+                f"recipe.autounify.dataset_logits must be one of {', '.join(DATASET_LOGITS)}, "
+                f"got '{self.dataset_logits}'."
+            )
+        if self.graph_loss not in GRAPH_LOSSES:
+            raise ValueError(
+                f"recipe.autounify.graph_loss must be one of {', '.join(GRAPH_LOSSES)}, got "
+                f"'{self.graph_loss}'."
+            )
+        if self.alternate_every < 1 or self.remap_every < 1:
+            raise ValueError(
+                f"recipe.autounify.alternate_every ({self.alternate_every}) and remap_every "
+                f"({self.remap_every}) must be >= 1."
+            )
+        if self.final_steps < 0:
+            raise ValueError(
+                f"recipe.autounify.final_steps must be >= 0 (0: no final stage), got "
+                f"{self.final_steps}."
+            )

@@ -16,9 +16,9 @@ from babelseg.engine.config import load_config
 from babelseg.engine.trainer import Trainer, train
 from babelseg.losses.memory_bank import cell_labels
 from babelseg.models.builders import build_pixel_model
-from babelseg.recipes.label_matching import union_label_space
 from babelseg.models.heads.projection import ProjectionHead
 from babelseg.models.two_head import TwoHeadPixelModel
+from babelseg.recipes.label_matching import union_label_space
 from babelseg.recipes.ms3 import MS3Recipe
 from babelseg.recipes.ms3_settings import MS3Config
 
@@ -236,3 +236,82 @@ def test_finetuning_from_ms3_full_and_frozen_encoder(pretrained_ms3, tmp_path, f
         assert changed == []
     else:
         assert len(changed) > len(encoder) // 2
+
+
+def _tiny_batch(names=("a", "b", "a")):
+    rng = np.random.default_rng(0)
+    samples = [
+        Sample(
+            image=rng.integers(0, 255, (16, 16, 3), dtype=np.uint8),
+            dataset=name,
+            task=Task.SEMANTIC,
+            annotation=Annotation.CLEAN,
+            image_id=f"{name}{i}",
+            semantic=rng.integers(0, 2, (16, 16)).astype(np.int64),
+        )
+        for i, name in enumerate(names)
+    ]
+    return collate_samples(samples)
+
+
+@pytest.mark.parametrize(("language", "visual"), [(True, False), (False, True), (True, True)])
+def test_each_projection_head_feeds_its_own_loss(language, visual):
+    torch.manual_seed(0)
+    text = F.normalize(torch.randn(3, 4), dim=1)
+    recipe = MS3Recipe(
+        network=_two_heads(),
+        union_texts=["car", "road", "tree"],
+        dataset_classes={"a": [0, 1], "b": [1, 2]},
+        language_embeddings=text,
+        settings=MS3Config(context_length=0, language=language, visual=visual, bank_size=4),
+    ).train()
+    batch = _tiny_batch()
+    for step in range(2):  # the first step fills the bank, the second pairs with V
+        recipe.on_step_start(step)
+        out = recipe(batch.images)
+        assert out.visual_embeddings.shape[1] == 6 and out.embeddings.shape[1] == 4
+        texts = recipe.step_texts({"a": text[:2], "b": text[1:]})
+        res = recipe.loss(out, batch, texts, normalisers={"pixels": 768.0})
+        recipe.network.zero_grad()
+        res.total.backward()
+        recipe.on_step_end(step)
+    grads = {
+        head: any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
+        for head, module in (
+            ("language", recipe.network.language_head),
+            ("visual", recipe.network.visual_head),
+        )
+    }
+    assert grads == {"language": language, "visual": visual}
+
+
+def test_multi_label_waits_for_the_start_step_and_full_banks_then_ramps():
+    torch.manual_seed(0)
+    text = torch.eye(4)[:3]
+    settings = MS3Config(
+        context_length=0, visual=False, multi_label=True, bank_size=2,
+        multi_label_start=5, multi_label_ramp=4, multi_label_max_extra=1,
+    )  # fmt: skip
+    recipe = MS3Recipe(
+        network=_two_heads(),
+        union_texts=["car", "road", "tree"],
+        dataset_classes={"a": [0, 1], "b": [1, 2]},
+        language_embeddings=text,
+        settings=settings,
+    )
+    bank = recipe.language_bank
+    # class 0 ("car", dataset a) pixels look like "tree" (dataset b): an extra positive
+    bank.enqueue(torch.tensor([[0.0, 0.0, 1.0, 0.0]] * 2), torch.tensor([0, 0]))
+    recipe.on_step_start(4)
+    assert recipe._extra_positives(text, None) == (None, 0.0)  # before the start step
+    recipe.on_step_start(5)
+    positives, weight = recipe._extra_positives(text, None)
+    assert weight == 0.25  # first step of a 4-step ramp
+    assert positives["a"][0].tolist() == [True, False, True]
+    # class 2 has a bank row only (not full): no extra positives for it yet
+    bank.enqueue(torch.tensor([[1.0, 0.0, 0.0, 0.0]]), torch.tensor([2]))
+    positives, _ = recipe._extra_positives(text, None)
+    assert positives["b"][1].tolist() == [False, False, True]
+    bank.enqueue(torch.tensor([[1.0, 0.0, 0.0, 0.0]]), torch.tensor([2]))  # now full
+    positives, _ = recipe._extra_positives(text, None)
+    assert positives["b"][1].tolist() == [True, False, True]

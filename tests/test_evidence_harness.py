@@ -101,3 +101,17 @@ def test_harness_runs_unchanged_on_a_world_it_has_never_seen(tmp_path):
     assert "no boxes-only training dataset" in (out / "sentence.md").read_text()
     # every held-out label name is new ("... kind"), so Table 4 reads all of them
     assert rows["sentences beat words on unseen labels"]["mean"] is not None
+
+
+def test_quick_ms3_table_has_tables_4_5_6(tiny_synthworld, tmp_path):
+    out = tmp_path / "ev"
+    proc = _harness(
+        "--paper", "ms3", "--world", str(tiny_synthworld), "--quick", "--seeds", "0",
+        "--out", str(out),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    report = json.loads((out / "ms3.json").read_text())
+    tables = {r["table"] for r in report["rows"]}
+    assert tables == {"MS3 Table 4", "MS3 Table 5", "MS3 Table 6"}
+    assert all(r["mean"] is not None for r in report["rows"])
+    assert not any(report["runs"][k]["error"] for k in report["runs"])

@@ -10,8 +10,10 @@ import torch
 from babelseg.losses.memory_bank import ClassMemoryBank
 from babelseg.losses.multi_label import (
     class_text_similarity,
+    extra_positive_weight,
     multi_label_targets,
     multi_positive_cross_entropy_sum,
+    weighted_multi_positive_cross_entropy_sum,
 )
 
 
@@ -105,3 +107,49 @@ def test_multi_positive_cross_entropy_by_hand():
         allowed=allowed,
     )
     assert float(two) == pytest.approx(float(only), abs=1e-6)
+
+
+def test_extra_positive_weight_waits_then_ramps_linearly():
+    weights = [extra_positive_weight(step, start=3, ramp=4) for step in range(9)]
+    assert weights == [0.0, 0.0, 0.0, 0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert extra_positive_weight(2, start=3, ramp=0) == 0.0
+    assert extra_positive_weight(3, start=3, ramp=0) == 1.0
+
+
+def test_multi_label_cap_keeps_the_most_similar_extra_positives():
+    # class 0 of dataset A; classes 1-3 of dataset B all score >= its own 0.1
+    s = torch.tensor(
+        [[0.1, 0.5, 0.9, 0.3], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
+    )
+    own = torch.tensor([0])
+    assert multi_label_targets(s, own).tolist() == [[True, True, True, True]]
+    assert multi_label_targets(s, own, max_extra=2).tolist() == [[True, True, True, False]]
+    assert multi_label_targets(s, own, max_extra=1).tolist() == [[True, False, True, False]]
+    assert multi_label_targets(s, own, max_extra=0).tolist() == [[True, False, False, False]]
+    with pytest.raises(ValueError, match="multi_label_max_extra"):
+        multi_label_targets(s, own, max_extra=-1)
+
+
+def test_weighted_extra_positives_interpolate_between_eq_1_and_eq_7():
+    logits = torch.tensor([[1.0, 2.0, 0.0]])
+    own, extra = torch.tensor([0]), torch.tensor([[False, True, False]])
+    e1, e2 = math.e, math.e**2
+
+    def loss(w: float) -> float:
+        return float(weighted_multi_positive_cross_entropy_sum(logits, own, extra, extra_weight=w))
+
+    ce = float(torch.nn.functional.cross_entropy(logits, own))
+    assert loss(0.0) == pytest.approx(ce, abs=1e-6)
+    eq7 = float(multi_positive_cross_entropy_sum(logits, torch.tensor([[True, True, False]])))
+    assert loss(1.0) == pytest.approx(eq7, abs=1e-6)
+    assert loss(0.5) == pytest.approx(math.log((e1 + e2 + 1) / (e1 + 0.5 * e2)), abs=1e-6)
+    # a class that is not allowed leaves numerator and denominator; rows of it are skipped
+    allowed = torch.tensor([True, False, True])
+    masked = weighted_multi_positive_cross_entropy_sum(
+        logits, own, extra, extra_weight=1.0, allowed=allowed
+    )
+    assert float(masked) == pytest.approx(math.log((e1 + 1) / e1), abs=1e-6)
+    skipped = weighted_multi_positive_cross_entropy_sum(
+        logits, torch.tensor([1]), extra, extra_weight=1.0, allowed=allowed
+    )
+    assert float(skipped) == 0.0

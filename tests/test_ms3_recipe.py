@@ -16,10 +16,16 @@ from babelseg.engine.config import load_config
 from babelseg.engine.trainer import Trainer, train
 from babelseg.losses.memory_bank import cell_labels
 from babelseg.models.builders import build_pixel_model
+from babelseg.models.heads.projection import ProjectionHead
+from babelseg.models.two_head import TwoHeadPixelModel
 from babelseg.recipes.label_matching import union_label_space
 from babelseg.recipes.ms3 import MS3Recipe
+from babelseg.recipes.ms3_settings import MS3Config
 
-MS3 = {"name": "ms3", "ms3": {"context_length": 0, "bank_size": 8, "momentum": 0.9}}
+MS3 = {
+    "name": "ms3",
+    "ms3": {"context_length": 0, "bank_size": 8, "momentum": 0.9, "head_width": 8, "visual_dim": 8},
+}
 
 
 def _weights(run_dir) -> dict[str, torch.Tensor]:
@@ -46,19 +52,29 @@ def test_cell_labels_take_each_stride_4_cell_centre():
     assert cell_labels(sem, (2, 2)).tolist() == [[[14, 17], [32, 35]]]
 
 
-def test_language_only_loss_is_cross_entropy_over_the_union_space():
-    torch.manual_seed(0)
-    model = build_pixel_model(
+def _two_heads(embed_dim: int = 4) -> TwoHeadPixelModel:
+    body = build_pixel_model(
         backbone="tiny", backbone_kwargs={"widths": [8, 8, 8, 8]}, decoder_dim=8, embed_dim=4
     )
+
+    def head(width: int) -> ProjectionHead:
+        return ProjectionHead(in_dim=8, hidden_dim=8, embed_dim=width, layers=3)
+
+    return TwoHeadPixelModel(
+        backbone=body.backbone, decoder=body.decoder, language_head=head(embed_dim),
+        visual_head=head(6),
+    )  # fmt: skip
+
+
+def test_language_only_loss_is_cross_entropy_over_the_union_space():
+    torch.manual_seed(0)
     text = F.normalize(torch.randn(3, 4), dim=1)
     recipe = MS3Recipe(
-        model=model,
+        network=_two_heads(),
         union_texts=["car", "road", "tree"],
         dataset_classes={"a": [0, 1], "b": [1, 2]},
         language_embeddings=text,
-        visual=False,
-        multi_label=False,
+        settings=MS3Config(context_length=0, visual=False, multi_label=False),
     ).eval()
     rng = np.random.default_rng(0)
     samples = []
@@ -97,8 +113,9 @@ def test_train_resume_is_exact_and_the_bank_fills(tiny_run_config):
     cfg = load_config(path)
     whole = train(cfg)
     weights = _weights(whole.run_dir)
-    assert int(weights["bank.count"].sum()) > 0  # the bank is part of the weights
+    assert int(weights["visual_bank.count"].sum()) > 0  # the bank is part of the weights
     assert any(k.startswith("momentum.model.backbone.") for k in weights)
+    assert any(k.startswith("network.visual_head.") for k in weights)  # two heads
     # resume from step 3 in a copy of the run: every tensor (network, bank, V_old) matches
     import shutil
 
@@ -113,25 +130,41 @@ def test_train_resume_is_exact_and_the_bank_fills(tiny_run_config):
         torch.testing.assert_close(resumed[name], value, atol=1e-6, rtol=0, msg=name)
 
 
-def test_minilm_prompt_stage_then_fixed_language(tiny_run_config):
-    recipe = {"name": "ms3", "ms3": {"context_length": 2, "prompt_steps": 2, "bank_size": 8}}
+def test_minilm_language_stage_trains_only_the_context_then_fixes_t(tiny_run_config):
+    recipe = {
+        "name": "ms3",
+        "ms3": {"context_length": 2, "language_stage_steps": 2, "bank_size": 8, "head_width": 8,
+                "visual_dim": 8},
+    }  # fmt: skip
     path = tiny_run_config(
         "ms3_minilm",
         labels={"encoder": "minilm", "text_mode": "name"},
         recipe=recipe,
         data={"train": ["metro_drive", "home_scenes"], "batch_size": 2, "crop": [32, 32]},
-        train={"steps": 3, "checkpoint_every": 3, "eval_at_end": False},
+        train={"steps": 2, "checkpoint_every": 2, "eval_at_end": False, "warmup_steps": 1},
     )
     trainer = Trainer(load_config(path))
     trainer._setup()
-    context0 = trainer.recipe.prompt.context.detach().clone()
-    trainer.train()
     r = trainer.recipe
-    assert bool(r.language_frozen) and not r.prompt_stage
-    assert float((r.prompt.context.detach() - context0).abs().max()) > 0  # trained, steps 0-1
-    torch.testing.assert_close(r.prompt.context.detach(), r.context_snapshot)  # kept after
+    context0 = r.prompt.context.detach().clone()
+    network0 = {k: v.clone() for k, v in r.network.state_dict().items()}
+    momentum0 = {k: v.clone() for k, v in r.momentum.state_dict().items()}
+    trainer.train()  # builds the recipe again, from the same seed
+    r = trainer.recipe
+    assert r.language_stage  # both steps were the stage
+    assert float((r.prompt.context.detach() - context0).abs().max()) > 0  # the context learnt
+    for name, value in r.network.state_dict().items():  # the network did not
+        assert torch.equal(value, network0[name]), name
+    for name, value in r.momentum.state_dict().items():
+        assert torch.equal(value, momentum0[name]), name
+    assert int(r.visual_bank.count.sum()) == 0  # no bank rows from the frozen stage
+    # the next step ends the stage: T is the prompt's, fixed, and Table 1 has its "after"
+    r.on_step_start(2)
+    assert bool(r.language_frozen) and not r.language_stage
     with torch.no_grad():
         torch.testing.assert_close(r.prompt(r.union_texts), r.language_embeddings)
+    assert {"frozen_encoder", "before", "after", "pairs"} <= set(r.table1)
+    assert len(r.table1["pairs"]) == 3 and -1 <= r.table1["after"]["mean"] <= 1
     weights = _weights(trainer.run_dir)
     assert "prompt.context" in weights
     assert not any("auto_model" in k or "encoder.layer" in k for k in weights)
@@ -139,6 +172,7 @@ def test_minilm_prompt_stage_then_fixed_language(tiny_run_config):
     from babelseg.inference.predictor import Predictor
 
     predictor = Predictor.from_checkpoint(trainer.run_dir)
+    assert predictor.recipe.table1["before"] == r.table1["before"]
     space = predictor.space_from_names(["roadway", "automobile"])
     emb = predictor.vocabulary(space)
     with torch.no_grad():
@@ -175,7 +209,9 @@ def pretrained_ms3(tmp_path_factory, tiny_synthworld):
 
 
 @pytest.mark.parametrize("frozen", [False, True])
-def test_finetuning_from_ms3_full_and_frozen(pretrained_ms3, tmp_path, frozen):
+def test_finetuning_from_ms3_full_and_frozen_encoder(pretrained_ms3, tmp_path, frozen):
+    """The paper's protocol: a fresh cross-entropy head on the target's classes; frozen = the
+    whole image encoder (backbone and pixel decoder) bit-identical after the steps."""
     path, pre_dir = pretrained_ms3
     pre = _weights(pre_dir)
     cfg = load_config(
@@ -183,18 +219,99 @@ def test_finetuning_from_ms3_full_and_frozen(pretrained_ms3, tmp_path, frozen):
         [
             f"run_dir={tmp_path / 'ft'}",
             "data.train=[vista_roads]",
+            "recipe.name=union",
             f"train.init_from={pre_dir}",
-            f"train.freeze_backbone={str(frozen).lower()}",
+            f"train.freeze_encoder={str(frozen).lower()}",
             "train.lr=0.05",
-            "recipe.ms3.visual=false",
-            "recipe.ms3.multi_label=false",
         ],
     )
     tuned = _weights(train(cfg).run_dir)
-    backbone = [k for k in pre if k.startswith("model.backbone.")]
-    assert backbone
-    changed = [k for k in backbone if not torch.equal(tuned[k], pre[k])]
+    encoder = [k for k in pre if k.startswith(("network.backbone.", "network.decoder."))]
+    assert any(".decoder." in k for k in encoder) and any(".backbone." in k for k in encoder)
+    here = {k.replace("network.", "model.", 1): k for k in encoder}
+    changed = [k for k, old in here.items() if not torch.equal(tuned[k], pre[old])]
+    head = [k for k in tuned if k.startswith(("model.head.", "classifier."))]
+    assert head  # the new head trains in both protocols
     if frozen:
         assert changed == []
     else:
-        assert len(changed) > len(backbone) // 2
+        assert len(changed) > len(encoder) // 2
+
+
+def _tiny_batch(names=("a", "b", "a")):
+    rng = np.random.default_rng(0)
+    samples = [
+        Sample(
+            image=rng.integers(0, 255, (16, 16, 3), dtype=np.uint8),
+            dataset=name,
+            task=Task.SEMANTIC,
+            annotation=Annotation.CLEAN,
+            image_id=f"{name}{i}",
+            semantic=rng.integers(0, 2, (16, 16)).astype(np.int64),
+        )
+        for i, name in enumerate(names)
+    ]
+    return collate_samples(samples)
+
+
+@pytest.mark.parametrize(("language", "visual"), [(True, False), (False, True), (True, True)])
+def test_each_projection_head_feeds_its_own_loss(language, visual):
+    torch.manual_seed(0)
+    text = F.normalize(torch.randn(3, 4), dim=1)
+    recipe = MS3Recipe(
+        network=_two_heads(),
+        union_texts=["car", "road", "tree"],
+        dataset_classes={"a": [0, 1], "b": [1, 2]},
+        language_embeddings=text,
+        settings=MS3Config(context_length=0, language=language, visual=visual, bank_size=4),
+    ).train()
+    batch = _tiny_batch()
+    for step in range(2):  # the first step fills the bank, the second pairs with V
+        recipe.on_step_start(step)
+        out = recipe(batch.images)
+        assert out.visual_embeddings.shape[1] == 6 and out.embeddings.shape[1] == 4
+        texts = recipe.step_texts({"a": text[:2], "b": text[1:]})
+        res = recipe.loss(out, batch, texts, normalisers={"pixels": 768.0})
+        recipe.network.zero_grad()
+        res.total.backward()
+        recipe.on_step_end(step)
+    grads = {
+        head: any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
+        for head, module in (
+            ("language", recipe.network.language_head),
+            ("visual", recipe.network.visual_head),
+        )
+    }
+    assert grads == {"language": language, "visual": visual}
+
+
+def test_multi_label_waits_for_the_start_step_and_full_banks_then_ramps():
+    torch.manual_seed(0)
+    text = torch.eye(4)[:3]
+    settings = MS3Config(
+        context_length=0, visual=False, multi_label=True, bank_size=2,
+        multi_label_start=5, multi_label_ramp=4, multi_label_max_extra=1,
+    )  # fmt: skip
+    recipe = MS3Recipe(
+        network=_two_heads(),
+        union_texts=["car", "road", "tree"],
+        dataset_classes={"a": [0, 1], "b": [1, 2]},
+        language_embeddings=text,
+        settings=settings,
+    )
+    bank = recipe.language_bank
+    # class 0 ("car", dataset a) pixels look like "tree" (dataset b): an extra positive
+    bank.enqueue(torch.tensor([[0.0, 0.0, 1.0, 0.0]] * 2), torch.tensor([0, 0]))
+    recipe.on_step_start(4)
+    assert recipe._extra_positives(text, None) == (None, 0.0)  # before the start step
+    recipe.on_step_start(5)
+    positives, weight = recipe._extra_positives(text, None)
+    assert weight == 0.25  # first step of a 4-step ramp
+    assert positives["a"][0].tolist() == [True, False, True]
+    # class 2 has a bank row only (not full): no extra positives for it yet
+    bank.enqueue(torch.tensor([[1.0, 0.0, 0.0, 0.0]]), torch.tensor([2]))
+    positives, _ = recipe._extra_positives(text, None)
+    assert positives["b"][1].tolist() == [False, False, True]
+    bank.enqueue(torch.tensor([[1.0, 0.0, 0.0, 0.0]]), torch.tensor([2]))  # now full
+    positives, _ = recipe._extra_positives(text, None)
+    assert positives["b"][1].tolist() == [True, False, True]

@@ -107,6 +107,8 @@ class TrainConfig:
         init_from: A run directory or checkpoint whose network weights (backbone and pixel
             decoder, where names and shapes match) start this run; the optimizer starts fresh.
         freeze_backbone: Keep the backbone's weights fixed (frozen-backbone fine-tuning).
+        freeze_encoder: Keep the whole image encoder fixed, backbone and pixel decoder (MS3.txt
+            Table 3's frozen protocol): only the heads train.
     """
 
     steps: int = 2000
@@ -126,6 +128,7 @@ class TrainConfig:
     threads: int = 0
     init_from: str | None = None
     freeze_backbone: bool = False
+    freeze_encoder: bool = False
 
     def __post_init__(self) -> None:
         """Refuse counts that would only fail later (a division by zero at the first log line,

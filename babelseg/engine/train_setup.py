@@ -69,12 +69,19 @@ def _prepare_batchnorm(recipe: torch.nn.Module, ctx: DistributedContext) -> torc
     return recipe
 
 
-def _freeze_backbone(recipe: torch.nn.Module) -> list[torch.nn.Module]:
-    """Frozen-backbone fine-tuning: the backbones' weights get no gradients; returns them so the
-    loop keeps them in eval mode (fixed normalisation statistics)."""
-    backbones = [m for n, m in recipe.named_modules() if n.split(".")[-1] == "backbone"]
-    if not backbones:
-        raise ValueError("train.freeze_backbone: this recipe's network has no 'backbone' module.")
-    for module in backbones:
+def _freeze_backbone(
+    recipe: torch.nn.Module, parts: tuple[str, ...] = ("backbone",)
+) -> list[torch.nn.Module]:
+    """Frozen fine-tuning: the modules named ``parts`` (``backbone``; with ``decoder`` the whole
+    image encoder, ``train.freeze_encoder``) get no gradients; returns them so the loop keeps
+    them in eval mode (fixed normalisation statistics)."""
+    frozen = [m for n, m in recipe.named_modules() if n.split(".")[-1] in parts]
+    missing = [
+        p for p in parts if not any(n.split(".")[-1] == p for n, _ in recipe.named_modules())
+    ]
+    if missing:
+        setting = "train.freeze_encoder" if "decoder" in parts else "train.freeze_backbone"
+        raise ValueError(f"{setting}: this recipe's network has no {missing} module.")
+    for module in frozen:
         module.requires_grad_(False)
-    return backbones
+    return frozen

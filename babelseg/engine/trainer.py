@@ -153,7 +153,9 @@ class Trainer:
             if self.ctx.is_main:
                 print(report, file=sys.stderr)
         self.frozen: list[torch.nn.Module] = []
-        if cfg.train.freeze_backbone:
+        if cfg.train.freeze_encoder:
+            self.frozen = _freeze_backbone(recipe, ("backbone", "decoder"))
+        elif cfg.train.freeze_backbone:
             self.frozen = _freeze_backbone(recipe)
         self.device = self.ctx.device
         self.recipe = recipe.to(self.device)

@@ -8,9 +8,16 @@
 - eq. 7-8: ``-log((exp(s_y) + sum_{k positive} exp(s_k)) / sum_k exp(s_k))``, i.e. the
   log-sum-exp over all classes minus the log-sum-exp over the positives. With only the own class
   positive it is eq. 1-2, the ordinary cross-entropy.
+
+Our additions (the paper gives no schedule; these are settings of ``recipe.ms3``, not its values):
+the extra positives enter the numerator with a weight w in [0, 1] that ramps up after a delay
+(:func:`extra_positive_weight`; w = 1 is eq. 7-8, w = 0 is eq. 1-2), and each class keeps at most
+``max_extra`` extra positives, the most similar ones (:func:`multi_label_targets`).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +40,7 @@ def multi_label_targets(
     classes: torch.Tensor,
     *,
     valid: torch.Tensor | None = None,
+    max_extra: int | None = None,
 ) -> torch.Tensor:
     """Eq. 6 for one dataset: the positives of each of its classes in the union label space.
 
@@ -41,6 +49,8 @@ def multi_label_targets(
         classes: ``int64[K_d]`` union index of each class of the dataset (its label space Y_i).
         valid: ``bool[K]`` classes whose row of ``S`` is measured (others get no extra
             positives); None = all.
+        max_extra: At most this many extra positives per class, those with the highest ``S``
+            (ties: the lower index); None = no cap (eq. 6 as written).
     Returns:
         ``bool[K_d, K]``: row c is True at ``classes[c]`` and at the classes of other datasets
         scoring at least as high as ``classes[c]`` itself.
@@ -53,6 +63,16 @@ def multi_label_targets(
     extra = (rows >= own) & others[None]
     if valid is not None:
         extra &= valid[classes][:, None]
+    if max_extra is not None:
+        if max_extra < 0:
+            raise ValueError(f"recipe.ms3.multi_label_max_extra must be >= 0, got {max_extra}.")
+        keep = min(max_extra, k)
+        scores = rows.masked_fill(~extra, float("-inf"))
+        top = torch.zeros_like(extra)
+        if keep > 0:
+            index = torch.topk(scores, keep, dim=1, sorted=True).indices
+            top.scatter_(1, index, True)
+        extra &= top
     targets = F.one_hot(classes, k).bool()
     return targets | extra
 
@@ -80,3 +100,55 @@ def multi_positive_cross_entropy_sum(
     logits, positives = logits[has], positives[has]
     pos = torch.logsumexp(logits.masked_fill(~positives, float("-inf")), dim=1)
     return (torch.logsumexp(logits, dim=1) - pos).sum()
+
+
+def extra_positive_weight(step: int, *, start: int, ramp: int) -> float:
+    """Weight w of the extra positives at training step ``step`` (from 0): 0 before ``start``,
+    then rising linearly to 1 over ``ramp`` steps (``(step - start + 1) / ramp``); 1 from
+    ``start`` on when ``ramp`` is 0."""
+    if step < start:
+        return 0.0
+    if ramp <= 0:
+        return 1.0
+    return min(1.0, (step - start + 1) / ramp)
+
+
+def weighted_multi_positive_cross_entropy_sum(
+    logits: torch.Tensor,
+    own: torch.Tensor,
+    extra: torch.Tensor,
+    *,
+    extra_weight: float,
+    allowed: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Eq. 7-8 with the extra positives weighted, summed over rows:
+    ``-log((exp(s_own) + w sum_{k extra} exp(s_k)) / sum_k exp(s_k))``.
+
+    Args:
+        logits: ``float[N, K]`` scaled similarities.
+        own: ``int64[N]`` each row's own class.
+        extra: ``bool[N, K]`` extra positives (the own class is ignored there).
+        extra_weight: w in [0, 1]; 0 is eq. 1-2, 1 is eq. 7-8.
+        allowed: ``bool[K]`` classes that exist (others leave numerator and denominator; rows
+            whose own class is not allowed are skipped). None = all.
+    Returns:
+        0-d sum over the rows.
+    """
+    logits = logits.float()
+    rows = torch.ones(len(own), dtype=torch.bool, device=logits.device)
+    if allowed is not None:
+        logits = logits.masked_fill(~allowed[None], float("-inf"))
+        extra = extra & allowed[None]
+        rows = allowed[own]
+    if not bool(rows.any()):
+        return logits.new_zeros(()) + 0.0 * logits.masked_fill(~torch.isfinite(logits), 0).sum()
+    logits, own, extra = logits[rows], own[rows], extra[rows]
+    own_hot = torch.nn.functional.one_hot(own, logits.shape[1]).bool()
+    extra = extra & ~own_hot
+    if extra_weight <= 0 or not bool(extra.any()):
+        numerator = logits.gather(1, own[:, None]).squeeze(1)
+    else:
+        log_w = torch.full_like(logits, float("-inf"))
+        log_w = log_w.masked_fill(own_hot, 0.0).masked_fill(extra, math.log(extra_weight))
+        numerator = torch.logsumexp(logits + log_w, dim=1)
+    return (torch.logsumexp(logits, dim=1) - numerator).sum()

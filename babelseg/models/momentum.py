@@ -33,6 +33,6 @@ class MomentumEncoder(nn.Module):
             b.copy_(c)
 
     @torch.no_grad()
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """``float[B, 3, H, W]`` -> ``float[B, D, H/4, W/4]`` momentum embeddings."""
-        return self.model(images).embeddings
+    def forward(self, images: torch.Tensor):
+        """``float[B, 3, H, W]`` -> the momentum copy's output for them (no gradient)."""
+        return self.model(images)

@@ -21,15 +21,22 @@ class PixelOutput:
 
 @dataclass
 class MS3Output(PixelOutput):
-    """:class:`PixelOutput` plus the momentum network's embeddings of the same images (the
-    ``ms3`` recipe).
+    """:class:`PixelOutput` (the language embeddings) plus what the ``ms3`` recipe's losses read.
 
     Attributes:
-        momentum_embeddings: ``float[B, D, H', W']`` (no grad), None outside training or when
-            neither the visual loss nor the multi-label extension is on.
+        visual_embeddings: ``float[B, D_v, H', W']`` the visual projection head's map.
+        momentum_embeddings: ``float[B, D, H', W']`` the momentum network's language map (no
+            grad); None outside training or when no memory bank reads it.
+        momentum_visual: ``float[B, D_v, H', W']`` the momentum network's visual map (no grad);
+            None likewise.
+        features: ``float[B, C, H', W']`` frozen decoder features (no grad), only during the
+            language-improvement stage (the heads are not run then).
     """
 
+    visual_embeddings: torch.Tensor | None = None
     momentum_embeddings: torch.Tensor | None = None
+    momentum_visual: torch.Tensor | None = None
+    features: torch.Tensor | None = None
 
 
 @dataclass

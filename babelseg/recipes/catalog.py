@@ -18,7 +18,9 @@ from babelseg.recipes.base import Recipe, RecipeContext
 from babelseg.recipes.dataseg import DaTaSegConfig, DaTaSegRecipe, build_dataseg_recipe
 from babelseg.recipes.lmseg import LMSegConfig, LMSegRecipe, build_lmseg_recipe
 from babelseg.recipes.mask_config import MaskRecipeConfig
-from babelseg.recipes.ms3 import MS3Config, MS3Recipe, build_ms3_recipe
+from babelseg.recipes.ms3 import MS3Recipe
+from babelseg.recipes.ms3_build import build_ms3_recipe
+from babelseg.recipes.ms3_settings import MS3Config
 from babelseg.recipes.multihead import MultiHeadRecipe, build_multihead_recipe
 from babelseg.recipes.sentence import SentenceConfig, SentenceRecipe, build_sentence_recipe
 from babelseg.recipes.union import UnionRecipe, build_union_recipe

@@ -156,3 +156,40 @@ def union_label_space(
                 rows.append(row.float())
         classes[name] = [where[t] for t in strings]
     return union, classes, torch.stack(rows)
+
+
+def union_rows(
+    texts: Mapping[str, torch.Tensor],
+    dataset_classes: Mapping[str, Sequence[int]],
+    union_texts: Sequence[str],
+) -> torch.Tensor:
+    """``float[K, D]`` unit rows of the union label space assembled from per-dataset rows.
+
+    Args:
+        texts: ``{dataset: float[K_d, D]}`` (a class shared by datasets is read from the first).
+        dataset_classes: ``{dataset: [union index of each of its classes]}``.
+        union_texts: The K union texts (for the error message).
+    """
+    rows: list[torch.Tensor | None] = [None] * len(union_texts)
+    for name, classes in dataset_classes.items():
+        if name in texts:
+            for c, u in enumerate(classes):
+                if rows[u] is None:
+                    rows[u] = texts[name][c]
+    missing = [union_texts[u] for u, r in enumerate(rows) if r is None]
+    if missing:
+        raise ValueError(f"No text embedding for union classes {missing[:5]}.")
+    return F.normalize(torch.stack(rows).float(), dim=1)  # type: ignore[arg-type]
+
+
+def union_targets(
+    semantic: torch.Tensor, datasets: Sequence[str], dataset_classes: Mapping[str, Sequence[int]]
+) -> torch.Tensor:
+    """``int64[B, H, W]`` each pixel's union class (``semantic``: each image's own classes;
+    255 stays 255); ``datasets`` names each image's dataset."""
+    out = torch.full_like(semantic, 255)
+    for i, name in enumerate(datasets):
+        lookup = torch.tensor(list(dataset_classes[name]), device=out.device)
+        valid = semantic[i] != 255
+        out[i][valid] = lookup[semantic[i][valid]]
+    return out

@@ -1,0 +1,80 @@
+"""The ``recipe.ms3`` section: what MS3.txt fixes, and the settings it leaves to us.
+
+From the paper: M = 13 context tokens (section 4.1, after DenseCLIP), alpha = 1 (eq. 3), two
+3-layer projection heads of 512 channels (section 4.1), tau = 0.07 (``recipe.temperature``).
+The paper gives no value for the momentum, the memory-bank size, the pixels enqueued per step,
+the length of the language-improvement stage, or any schedule of the multi-label extension:
+every such default below is **our choice**, not the paper's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class MS3Config:
+    """``ms3`` settings (MS3.txt).
+
+    Attributes:
+        context_length: Learnable context tokens M of the language-embedding improvement M_I
+            (paper: 13; 0 = no M_I, T is the frozen encoder's).
+        language_stage_steps: Length of the M_I stage (our choice): the first steps of the run,
+            in which only the prompt context (and a stage-only probe) learns, against the
+            network's frozen features; the network trains from then on.
+        prompt_steps: Former name of ``language_stage_steps`` (used when set). Before issue 14
+            the network also trained during this stage; now it is frozen then.
+        alpha: Weight of the visual loss L_v (paper: 1).
+        momentum: Momentum of the momentum image encoder (our choice; MoCo's 0.999).
+        bank_size: Pixel embeddings kept per class in each memory bank (our choice).
+        bank_pixels: Pixels per class and image put in the banks each step (our choice).
+        head_width: Hidden channels of the two projection heads (paper: 512).
+        head_layers: Layers of each projection head (paper: 3).
+        visual_dim: Width of the visual embeddings (paper: 512); the language head's width is
+            the text dimension D.
+        language: Use the language loss L_l (eq. 1).
+        visual: Use the visual loss L_v (eq. 2, 4).
+        multi_label: Cross-modal multi-label extension (eq. 5-9). Off by default: it collapsed
+            every run before issue 14 and the new schedule below has not yet been measured at a
+            budget that decides; the evidence row "MS3 Table 6: multi-label extension helps
+            (language + visual)" of ``benchmarks/evidence.py --paper ms3`` (3 seeds) decides
+            whether it becomes the default. ``configs/ms3.yaml`` agrees.
+        multi_label_start: First step at which extra positives count (our choice; stable class
+            means: a class also needs a full language bank).
+        multi_label_ramp: Steps over which their weight rises from 0 to 1 (our choice).
+        multi_label_max_extra: Extra positives kept per class, the most similar (our choice;
+            None = no cap, eq. 6 as written).
+    """
+
+    context_length: int = 13
+    language_stage_steps: int = 300
+    prompt_steps: int | None = None
+    alpha: float = 1.0
+    momentum: float = 0.999
+    bank_size: int = 64
+    bank_pixels: int = 8
+    head_width: int = 512
+    head_layers: int = 3
+    visual_dim: int = 512
+    language: bool = True
+    visual: bool = True
+    multi_label: bool = False
+    multi_label_start: int = 600
+    multi_label_ramp: int = 300
+    multi_label_max_extra: int | None = 2
+
+    def __post_init__(self) -> None:
+        if self.prompt_steps is not None:
+            self.language_stage_steps = self.prompt_steps
+        counts = {
+            "context_length": self.context_length,
+            "language_stage_steps": self.language_stage_steps,
+            "multi_label_start": self.multi_label_start,
+            "multi_label_ramp": self.multi_label_ramp,
+            "multi_label_max_extra": 0
+            if self.multi_label_max_extra is None
+            else self.multi_label_max_extra,
+        }
+        bad = {k: v for k, v in counts.items() if v < 0}
+        if bad:
+            raise ValueError(f"recipe.ms3: these settings must be >= 0, got {bad}.")

@@ -68,6 +68,11 @@ class MaskRecipe(Recipe):
             (``recipe.mask.per_dataset``; kinds: ``semantic``, ``panoptic``, ``instance``,
             ``boxes``; the criterion's defaults for the others). Applied per image: each dataset
             of a mixed batch is matched and weighted with its own.
+        dataset_object_mask_thresholds: ``{dataset: threshold}`` replacing
+            ``object_mask_threshold`` for the panoptic output of the datasets named.
+        min_segment_area: Panoptic / instance: segments of fewer pixels are dropped (0: none).
+        instance_score_threshold: Instance: only masks whose final score is above it are
+            returned (None: no threshold).
     """
 
     name = "mask"
@@ -88,6 +93,9 @@ class MaskRecipe(Recipe):
         dataset_loss_weights: Mapping[str, float] | None = None,
         thing_flags: Mapping[str, Sequence[bool]] | None = None,
         term_weights: Mapping[str, TermWeights] | None = None,
+        dataset_object_mask_thresholds: Mapping[str, float] | None = None,
+        min_segment_area: int = 0,
+        instance_score_threshold: float | None = None,
     ) -> None:
         super().__init__()
         self.model = model
@@ -99,6 +107,9 @@ class MaskRecipe(Recipe):
         self.dataset_loss_weights = dict(dataset_loss_weights or {})
         self.thing_flags = {k: [bool(f) for f in v] for k, v in (thing_flags or {}).items()}
         self.term_weights = dict(term_weights or {})
+        self.dataset_object_mask_thresholds = dict(dataset_object_mask_thresholds or {})
+        self.min_segment_area = int(min_segment_area)
+        self.instance_score_threshold = instance_score_threshold
 
     def dataset_weights(
         self, dataset: str, *, task: Task | str = "", box_only: bool = False
@@ -330,7 +341,8 @@ class MaskRecipe(Recipe):
         dataset: str | None = None,
         sizes: Sequence[tuple[int, int]],
     ) -> list[PanopticPrediction]:
-        """Panoptic segments per image at ``sizes`` (stuff merged, things as instances)."""
+        """Panoptic segments per image at ``sizes`` (stuff merged, things as instances), with
+        ``dataset``'s own confidence threshold when it has one."""
         is_thing = torch.as_tensor(is_thing, dtype=torch.bool, device=text_embeddings.device)
         merge = self.merge_classes(Task.PANOPTIC, is_thing)
         preds = []
@@ -342,8 +354,11 @@ class MaskRecipe(Recipe):
                     logits.float().softmax(-1),
                     size=tuple(size),
                     is_thing=is_thing,
-                    object_mask_threshold=self.object_mask_threshold,
+                    object_mask_threshold=self.dataset_object_mask_thresholds.get(
+                        dataset, self.object_mask_threshold
+                    ),
                     overlap_threshold=self.overlap_threshold,
+                    min_area=self.min_segment_area,
                 )
             )
         return preds
@@ -366,6 +381,8 @@ class MaskRecipe(Recipe):
                     logits.float().softmax(-1),
                     size=tuple(size),
                     top_k=self.instance_top_k,
+                    min_area=self.min_segment_area,
+                    score_threshold=self.instance_score_threshold,
                 )
             )
         return preds

@@ -68,11 +68,8 @@ class MaskRecipe(Recipe):
             (``recipe.mask.per_dataset``; kinds: ``semantic``, ``panoptic``, ``instance``,
             ``boxes``; the criterion's defaults for the others). Applied per image: each dataset
             of a mixed batch is matched and weighted with its own.
-        dataset_object_mask_thresholds: ``{dataset: threshold}`` replacing
-            ``object_mask_threshold`` for the panoptic output of the datasets named.
-        min_segment_area: Panoptic / instance: segments of fewer pixels are dropped (0: none).
-        instance_score_threshold: Instance: only masks whose final score is above it are
-            returned (None: no threshold).
+        dataset_object_mask_thresholds / min_segment_area / instance_score_threshold: Per-dataset
+            panoptic thresholds, the fewest pixels of a kept segment, instance score threshold.
     """
 
     name = "mask"
@@ -341,10 +338,10 @@ class MaskRecipe(Recipe):
         dataset: str | None = None,
         sizes: Sequence[tuple[int, int]],
     ) -> list[PanopticPrediction]:
-        """Panoptic segments per image at ``sizes`` (stuff merged, things as instances), with
-        ``dataset``'s own confidence threshold when it has one."""
+        """Panoptic segments per image at ``sizes`` (stuff merged, things as instances)."""
         is_thing = torch.as_tensor(is_thing, dtype=torch.bool, device=text_embeddings.device)
         merge = self.merge_classes(Task.PANOPTIC, is_thing)
+        threshold = self.dataset_object_mask_thresholds.get(dataset, self.object_mask_threshold)
         preds = []
         for b, size in enumerate(sizes):
             masks, logits = self._image_proposals(output, text_embeddings, b, merge)
@@ -354,9 +351,7 @@ class MaskRecipe(Recipe):
                     logits.float().softmax(-1),
                     size=tuple(size),
                     is_thing=is_thing,
-                    object_mask_threshold=self.dataset_object_mask_thresholds.get(
-                        dataset, self.object_mask_threshold
-                    ),
+                    object_mask_threshold=threshold,
                     overlap_threshold=self.overlap_threshold,
                     min_area=self.min_segment_area,
                 )

@@ -10,7 +10,9 @@ Rows (LMSeg Tables 6-7, DaTaSeg Table 2 and the MERGE design):
 
 - ``lmseg``: configs/lmseg.yaml (category-guided decoding + dataset-aware augmentation);
 - ``lmseg -CGD``: ``recipe.lmseg.category_guided=false``;
-- ``lmseg -DAA``: ``data.dataset_augmentation=false`` (every dataset the default pipeline);
+- ``lmseg -DAA``: ``data.dataset_augmentation=false data.shared_augmentation=union`` (LMSeg's
+  baseline: every dataset ONE shared pipeline, the union of the datasets' own; before issue 13
+  this row used the crop-only default pipeline);
 - ``dataseg``: configs/dataseg.yaml (MERGE, the four mask datasets + boxes-only open_boxes);
 - ``dataseg -MERGE``: ``recipe.dataseg.merge=false``;
 - ``dataseg open_boxes only``: ``data.train=[open_boxes]`` (weak supervision alone).
@@ -57,7 +59,11 @@ EVAL = [
 ROWS: list[tuple[str, str, list[str]]] = [
     ("lmseg", "configs/lmseg.yaml", []),
     ("lmseg -CGD", "configs/lmseg.yaml", ["recipe.lmseg.category_guided=false"]),
-    ("lmseg -DAA", "configs/lmseg.yaml", ["data.dataset_augmentation=false"]),
+    (
+        "lmseg -DAA",
+        "configs/lmseg.yaml",
+        ["data.dataset_augmentation=false", "data.shared_augmentation=union"],
+    ),
     ("dataseg", "configs/dataseg.yaml", []),
     ("dataseg -MERGE", "configs/dataseg.yaml", ["recipe.dataseg.merge=false"]),
     ("dataseg open_boxes only", "configs/dataseg.yaml", ["data.train=[open_boxes]"]),

@@ -72,7 +72,8 @@ def trained(tiny_synthworld, tmp_path_factory):
         "recipe": {
             "name": "dataseg",
             "learn_temperature": False,
-            "mask": {"num_points": 64, "object_mask_threshold": 0.0, "overlap_threshold": 0.0},
+            "mask": {"num_points": 64, "overlap_threshold": 0.0},
+            "dataseg": {"panoptic_threshold": 0.0},
         },
         "train": {"steps": 2, "checkpoint_every": 2, "warmup_steps": 1, "eval_at_end": False},
     }

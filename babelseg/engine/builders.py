@@ -59,7 +59,8 @@ def build_recipe(cfg: Config, *, embed_dim: int, context: RecipeContext | None =
         embed_dim: Text-embedding dimension D (when ``context`` is None).
         context: Label spaces, texts and training datasets; recipes with per-dataset parts need
             it (None gives an empty context, enough for ``sentence``). Its shared settings
-            (network, steps, device, temperature, text encoder) are taken from ``cfg``.
+            (network, steps, device, temperature, text encoder, sampling) are taken from
+            ``cfg``.
     """
     if context is None:
         context = RecipeContext(
@@ -72,6 +73,7 @@ def build_recipe(cfg: Config, *, embed_dim: int, context: RecipeContext | None =
         device=cfg.train.device,
         temperature=cfg.recipe.temperature,
         learn_temperature=cfg.recipe.learn_temperature,
+        sampling=cfg.data.sampling,
         text_encoder=functools.partial(
             build_text_encoder_from_config, cfg.labels, device=cfg.train.device
         ),

@@ -37,9 +37,11 @@ class DataConfig:
         ratios: ``proportional``, ``uniform`` or ``{dataset: weight}``.
         num_workers: DataLoader worker processes.
         dataset_augmentation: Each dataset's own ``augmentation:`` from datasets.yaml
-            (dataset-aware, LMSeg); False gives every dataset the default pipeline (ablation).
+            (dataset-aware, LMSeg); False alone gives every dataset the default pipeline (the
+            crop only). LMSeg's "without DAA" is False plus ``shared_augmentation``.
         shared_augmentation: With ``dataset_augmentation: false``, one pipeline for all: a
-            mapping, or ``union`` of the datasets' own (LMSeg's baseline without DAA).
+            mapping, or ``union`` of the datasets' own (LMSeg's baseline without DAA, used by
+            the evidence rows).
         max_image_pixels: Largest image (width x height) read; a larger one (or a
             decompression bomb) is an error naming the file.
     """

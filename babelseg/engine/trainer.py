@@ -39,6 +39,7 @@ from babelseg.engine.progress import Progress, progress_style
 from babelseg.engine.run_folder import prepare_run_folder
 from babelseg.engine.run_log import RunLogger, save_resolved_config
 from babelseg.engine.schedule import build_poly_scheduler
+from babelseg.engine.step_lr import scaled_learning_rates
 from babelseg.engine.train_setup import (
     _autocast,
     _freeze_backbone,
@@ -288,7 +289,11 @@ class Trainer:
                     else torch.tensor(0.0)
                 )
                 norm_before = weight_norm(self.recipe.parameters())
-                self.optimizer.step()
+                # the recipe's factor for this batch (DaTaSeg's per-dataset lr), this step only
+                with scaled_learning_rates(
+                    self.optimizer, self.recipe.lr_multiplier(batch.datasets)
+                ):
+                    self.optimizer.step()
                 good.step_taken(norm_before, weight_norm(self.recipe.parameters()))
                 self.scheduler.step()
                 self.recipe.on_step_end(step)

@@ -128,12 +128,16 @@ def instance_masks(
     *,
     top_k: int = 100,
     allowed: torch.Tensor | None = None,
+    min_area: int = 0,
+    score_threshold: float | None = None,
 ) -> InstancePrediction:
     """Scored instance masks (Mask2Former's instance inference).
 
     The ``top_k`` highest (query, class) probabilities over the K classes (a query may appear
     with several classes) are kept; each mask is ``mask logit > 0`` and its score the class
-    probability times the mean sigmoid mask inside it. Sorted by score, highest first.
+    probability times the mean sigmoid mask inside it. Queries whose mask has fewer than
+    ``min_area`` pixels never enter the top-k; with ``score_threshold``, masks whose score is not
+    above it are dropped after. Sorted by score, highest first.
 
     Args:
         mask_logits: ``float[Q, h, w]``.
@@ -142,6 +146,8 @@ def instance_masks(
         top_k: Maximum instances.
         allowed: Optional ``bool[K]``: only these classes (e.g. the things of a panoptic
             vocabulary).
+        min_area: Minimum pixels of a returned mask (DaTaSeg drops below 4; 0: any).
+        score_threshold: Only masks scoring above it (DaTaSeg: 0.0; None: all top-k).
     Returns:
         :class:`InstancePrediction` at ``size``.
     """
@@ -150,6 +156,10 @@ def instance_masks(
     probs = class_probs[:, :-1].float()
     if allowed is not None:
         probs = torch.where(allowed.to(probs.device)[None, :], probs, torch.full_like(probs, -1.0))
+    if min_area > 0:
+        upsampled = upsample_logits(mask_logits.float(), size)
+        big_enough = (upsampled > 0).flatten(1).sum(1) >= min_area  # [Q]
+        probs = torch.where(big_enough[:, None], probs, torch.full_like(probs, -1.0))
     flat = probs.flatten()
     k = min(top_k, int((flat >= 0).sum()))
     top_scores, top_index = flat.topk(k)
@@ -160,6 +170,8 @@ def instance_masks(
     mask_prob = (masks.sigmoid() * binary).flatten(1).sum(1) / (binary.flatten(1).sum(1) + 1e-6)
     final = top_scores * mask_prob
     order = final.argsort(descending=True)
+    if score_threshold is not None:
+        order = order[final[order] > score_threshold]
     return InstancePrediction(
         masks=binary[order].cpu().numpy(),
         scores=final[order].cpu().numpy().astype(np.float32),

@@ -68,6 +68,8 @@ class RecipeContext:
         learn_temperature: ``recipe.learn_temperature``.
         text_encoder: Builds the configured text encoder (prompt learners read through it);
             None when the run has none.
+        sampling: ``data.sampling``: ``mixed`` or ``per_dataset`` (one dataset per step;
+            per-dataset learning rates need it).
     """
 
     label_spaces: dict[str, LabelSpace]
@@ -81,6 +83,7 @@ class RecipeContext:
     temperature: float = 0.07
     learn_temperature: bool = True
     text_encoder: Callable[[], TextEncoder] | None = None
+    sampling: str = "mixed"
 
     def build_text_encoder(self, purpose: str) -> TextEncoder:
         """The run's text encoder; ``purpose`` names the setting that needs it in the error."""
@@ -185,6 +188,11 @@ class Recipe(nn.Module, ABC):
         """``float[K, D]`` embeddings of a new vocabulary at inference (``base``: the frozen
         encoder's). Default: ``base``."""
         return base
+
+    def lr_multiplier(self, datasets: Sequence[str]) -> float:
+        """Factor on every parameter group's learning rate for the optimizer step of a batch
+        whose images come from ``datasets`` (one name per image). Default: 1."""
+        return 1.0
 
     def on_step_start(self, step: int) -> None:
         """Before the forward pass of step ``step`` (from 0): phase switches. Default: none."""

@@ -9,25 +9,34 @@ embeddings) for semantic, panoptic and instance data, every parameter shared.
   none for instance and boxes-only data.
 - Weak box supervision (section 3.3, eq. 3): boxes-only datasets are matched and trained with the
   box projection loss (``projection_weight``) instead of the mask losses.
-- Co-training (section 3.5): one dataset per iteration (``data.sampling=per_dataset``) with
-  per-dataset sampling ratios (``data.ratios``) and per-dataset loss weights
-  (``dataset_loss_weights``).
 - Losses and matching (eq. 4-5, Table 10, App. F): CE for classes, focal + dice for masks, the
   projection loss for boxes, each term with its own loss and matching weight per dataset
   (``recipe.mask`` and ``recipe.mask.per_dataset``; the step's dataset picks its weights) and
   background weight 0.05. The recipe's defaults are LMSeg's (``recipe.mask``); the paper's
   per-dataset values are set in ``configs/dataseg.yaml``, mapped onto SynthWorld's datasets.
   The paper computes them on full masks at stride 4; ours on uncertainty-sampled points.
+- Co-training (section 3.5, App. F): one dataset per iteration (``data.sampling=per_dataset``)
+  with per-dataset sampling ratios (``data.ratios``), loss weights (``dataset_loss_weights``)
+  and learning-rate multipliers (``lr_multipliers``: the step's learning rate times its
+  dataset's factor).
+- Post-processing (App. F): panoptic proposals kept above a confidence of 0.8 (0.85 for COCO
+  panoptic: ``panoptic_thresholds``), segments under 4 pixels dropped (panoptic and instance),
+  at most 100 instances per image at a score threshold of 0.0. These replace
+  ``recipe.mask.object_mask_threshold`` / ``instance_top_k``, which this recipe refuses.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
 
+from babelseg.data.collate import Batch
 from babelseg.data.sample import Annotation, Task
-from babelseg.recipes.base import RecipeContext
+from babelseg.models.outputs import MaskOutput
+from babelseg.recipes.base import LossResult, RecipeContext
 from babelseg.recipes.mask_common import MaskRecipe
 from babelseg.recipes.mask_config import MaskRecipeConfig, mask_recipe_arguments
 
@@ -40,11 +49,27 @@ class DaTaSegConfig:
         merge: MERGE same-class proposals (stuff for panoptic, all for semantic).
         projection_weight: Weight of the box projection loss for boxes-only datasets.
         dataset_loss_weights: ``{dataset: weight}`` (1 for datasets not named).
+        lr_multipliers: ``{dataset: factor}``: a step on that dataset's batch uses the
+            scheduled learning rate times the factor (1 for datasets not named); needs
+            ``data.sampling=per_dataset``. App. F: ADE x3, COCO x5, Objects365 x2.
+        panoptic_threshold: Panoptic output: minimum class confidence of a kept proposal
+            (App. F: 0.8, its ADE panoptic value).
+        panoptic_thresholds: ``{dataset: threshold}`` for datasets with their own (App. F:
+            0.85 for COCO panoptic).
+        min_segment_area: Panoptic and instance output: segments of fewer pixels are dropped.
+        instance_top_k: Instance output: at most this many masks per image.
+        instance_score_threshold: Instance output: only masks scoring above it.
     """
 
     merge: bool = True
     projection_weight: float = 5.0
     dataset_loss_weights: dict[str, float] = field(default_factory=dict)
+    lr_multipliers: dict[str, float] = field(default_factory=dict)
+    panoptic_threshold: float = 0.8
+    panoptic_thresholds: dict[str, float] = field(default_factory=dict)
+    min_segment_area: int = 4
+    instance_top_k: int = 100
+    instance_score_threshold: float = 0.0
 
 
 class DaTaSegRecipe(MaskRecipe):
@@ -59,9 +84,42 @@ class DaTaSegRecipe(MaskRecipe):
     supported_annotations = frozenset({Annotation.CLEAN, Annotation.NOISY, Annotation.BOXES})
     forward_takes_texts = False
 
-    def __init__(self, *, merge: bool = True, **kwargs) -> None:
+    def __init__(
+        self, *, merge: bool = True, lr_multipliers: Mapping[str, float] | None = None, **kwargs
+    ) -> None:
         super().__init__(**kwargs)
         self.merge = merge
+        self.lr_multipliers = {k: float(v) for k, v in (lr_multipliers or {}).items()}
+
+    def lr_multiplier(self, datasets: Sequence[str]) -> float:
+        """The factor of the batch's one dataset (1 when it has none).
+
+        Raises:
+            ValueError: the batch mixes datasets with different factors (the builder refuses
+                multipliers without ``data.sampling=per_dataset``, so only a direct caller can).
+        """
+        factors = {self.lr_multipliers.get(name, 1.0) for name in datasets}
+        if len(factors) > 1:
+            raise ValueError(
+                f"recipe.dataseg.lr_multipliers: a batch mixes datasets {sorted(set(datasets))} "
+                "with different factors; use data.sampling=per_dataset."
+            )
+        return factors.pop() if factors else 1.0
+
+    def loss(
+        self,
+        output: MaskOutput,
+        batch: Batch,
+        texts: Mapping[str, torch.Tensor],
+        *,
+        normalisers: Mapping[str, torch.Tensor | float],
+    ) -> LossResult:
+        """:meth:`MaskRecipe.loss`; with learning-rate multipliers the run log also gets the
+        step's factor (``lr_multiplier``)."""
+        result = super().loss(output, batch, texts, normalisers=normalisers)
+        if self.lr_multipliers:
+            result.logs["lr_multiplier"] = self.lr_multiplier(batch.datasets)
+        return result
 
     def merge_classes(
         self, task: Task, is_thing: torch.Tensor, *, box_only: bool = False
@@ -75,21 +133,74 @@ class DaTaSegRecipe(MaskRecipe):
         return torch.ones_like(is_thing, dtype=torch.bool)
 
 
+def _check_dataset_names(section: DaTaSegConfig, context: RecipeContext) -> None:
+    """Every per-dataset setting names declared datasets (skipped without label spaces, as when
+    a checkpoint is rebuilt for inference)."""
+    if not context.label_spaces:
+        return
+    for key in ("dataset_loss_weights", "lr_multipliers", "panoptic_thresholds"):
+        unknown = sorted(set(getattr(section, key)) - set(context.label_spaces))
+        if unknown:
+            raise ValueError(
+                f"recipe.dataseg.{key} names unknown datasets {unknown}; declared: "
+                f"{sorted(context.label_spaces)}. Name datasets of data.datasets_yaml."
+            )
+
+
+def _check_settings(section: DaTaSegConfig, mask: MaskRecipeConfig, sampling: str) -> None:
+    """Learning-rate multipliers need one dataset per step; post-processing values in range;
+    ``recipe.mask``'s post-processing keys, which this recipe does not read, left unset."""
+    bad = {k: v for k, v in section.lr_multipliers.items() if not (math.isfinite(v) and v > 0)}
+    if bad:
+        raise ValueError(f"recipe.dataseg.lr_multipliers must be positive, got {bad}.")
+    if section.lr_multipliers and sampling != "per_dataset":
+        raise ValueError(
+            "recipe.dataseg.lr_multipliers multiply the learning rate of a step by its dataset's "
+            f"factor, which needs one dataset per step: set data.sampling=per_dataset (it is "
+            f"'{sampling}'), or remove the multipliers."
+        )
+    thresholds = {"panoptic_threshold": section.panoptic_threshold, **section.panoptic_thresholds}
+    for name, value in thresholds.items():
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"recipe.dataseg panoptic threshold of {name} must lie in [0, 1].")
+    if section.min_segment_area < 0 or section.instance_top_k < 1:
+        raise ValueError(
+            "recipe.dataseg.min_segment_area must be >= 0 and instance_top_k >= 1, got "
+            f"{section.min_segment_area} and {section.instance_top_k}."
+        )
+    defaults = MaskRecipeConfig()
+    for key, own in (("object_mask_threshold", "panoptic_threshold"), ("instance_top_k",) * 2):
+        if getattr(mask, key) != getattr(defaults, key):
+            raise ValueError(
+                f"recipe.mask.{key} is not read by the dataseg recipe, whose post-processing "
+                f"is DaTaSeg's: set recipe.dataseg.{own} instead."
+            )
+
+
 def build_dataseg_recipe(
     section: DaTaSegConfig, *, mask: MaskRecipeConfig, context: RecipeContext
 ) -> DaTaSegRecipe:
-    """The ``dataseg`` recipe (DaTaSeg.txt); its query decoder never reads the texts."""
-    unknown = sorted(set(section.dataset_loss_weights) - set(context.label_spaces))
-    if unknown and context.label_spaces:
-        raise ValueError(
-            f"recipe.dataseg.dataset_loss_weights names unknown datasets {unknown}; declared: "
-            f"{sorted(context.label_spaces)}."
-        )
+    """The ``dataseg`` recipe (DaTaSeg.txt); its query decoder never reads the texts.
+
+    Raises:
+        ValueError: a per-dataset setting names an undeclared dataset, learning-rate
+            multipliers without ``data.sampling=per_dataset``, or a value out of range.
+    """
+    _check_dataset_names(section, context)
+    _check_settings(section, mask, context.sampling)
     kwargs = mask_recipe_arguments(
         mask, context=context, text_attention=False, projection_weight=section.projection_weight
     )
+    kwargs.update(
+        object_mask_threshold=section.panoptic_threshold,
+        instance_top_k=section.instance_top_k,
+        dataset_object_mask_thresholds=dict(section.panoptic_thresholds),
+        min_segment_area=section.min_segment_area,
+        instance_score_threshold=section.instance_score_threshold,
+    )
     return DaTaSegRecipe(
         merge=section.merge,
+        lr_multipliers=section.lr_multipliers,
         dataset_loss_weights={k: float(v) for k, v in section.dataset_loss_weights.items()},
         **kwargs,
     )

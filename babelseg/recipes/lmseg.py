@@ -18,7 +18,10 @@ text embeddings of each dataset's class names.
 - Category-guided decoding (section 3.4): the query decoder's text cross-attention (after the
   visual one by default) reads the texts of the image's own label space.
 - Dataset-aware augmentation (section 3.5) lives in the data layer (``augmentation:`` per
-  dataset in datasets.yaml; ``data.dataset_augmentation=false`` turns it off).
+  dataset in datasets.yaml). The paper's baseline without it is ONE shared pipeline for every
+  dataset: ``data.dataset_augmentation=false data.shared_augmentation=union`` (the union of the
+  datasets' own) or a mapping declared once; ``dataset_augmentation=false`` alone leaves only
+  the crop, which is not that baseline.
 - Losses (section 3.6, eq. 3-5): Hungarian matching and the set losses of
   :class:`~babelseg.recipes.mask_common.MaskRecipe` on the final and every auxiliary layer, by
   default the paper's: class (contrastive) 1, focal 20, dice 1, the same weights in the matching

@@ -68,6 +68,8 @@ class MaskRecipe(Recipe):
             (``recipe.mask.per_dataset``; kinds: ``semantic``, ``panoptic``, ``instance``,
             ``boxes``; the criterion's defaults for the others). Applied per image: each dataset
             of a mixed batch is matched and weighted with its own.
+        dataset_object_mask_thresholds / min_segment_area / instance_score_threshold: Per-dataset
+            panoptic thresholds, the fewest pixels of a kept segment, instance score threshold.
     """
 
     name = "mask"
@@ -88,6 +90,9 @@ class MaskRecipe(Recipe):
         dataset_loss_weights: Mapping[str, float] | None = None,
         thing_flags: Mapping[str, Sequence[bool]] | None = None,
         term_weights: Mapping[str, TermWeights] | None = None,
+        dataset_object_mask_thresholds: Mapping[str, float] | None = None,
+        min_segment_area: int = 0,
+        instance_score_threshold: float | None = None,
     ) -> None:
         super().__init__()
         self.model = model
@@ -99,6 +104,9 @@ class MaskRecipe(Recipe):
         self.dataset_loss_weights = dict(dataset_loss_weights or {})
         self.thing_flags = {k: [bool(f) for f in v] for k, v in (thing_flags or {}).items()}
         self.term_weights = dict(term_weights or {})
+        self.dataset_object_mask_thresholds = dict(dataset_object_mask_thresholds or {})
+        self.min_segment_area = int(min_segment_area)
+        self.instance_score_threshold = instance_score_threshold
 
     def dataset_weights(
         self, dataset: str, *, task: Task | str = "", box_only: bool = False
@@ -333,6 +341,7 @@ class MaskRecipe(Recipe):
         """Panoptic segments per image at ``sizes`` (stuff merged, things as instances)."""
         is_thing = torch.as_tensor(is_thing, dtype=torch.bool, device=text_embeddings.device)
         merge = self.merge_classes(Task.PANOPTIC, is_thing)
+        threshold = self.dataset_object_mask_thresholds.get(dataset, self.object_mask_threshold)
         preds = []
         for b, size in enumerate(sizes):
             masks, logits = self._image_proposals(output, text_embeddings, b, merge)
@@ -342,8 +351,9 @@ class MaskRecipe(Recipe):
                     logits.float().softmax(-1),
                     size=tuple(size),
                     is_thing=is_thing,
-                    object_mask_threshold=self.object_mask_threshold,
+                    object_mask_threshold=threshold,
                     overlap_threshold=self.overlap_threshold,
+                    min_area=self.min_segment_area,
                 )
             )
         return preds
@@ -366,6 +376,8 @@ class MaskRecipe(Recipe):
                     logits.float().softmax(-1),
                     size=tuple(size),
                     top_k=self.instance_top_k,
+                    min_area=self.min_segment_area,
+                    score_threshold=self.instance_score_threshold,
                 )
             )
         return preds

@@ -29,6 +29,7 @@ from babelseg.models.outputs import MaskOutput
 from babelseg.models.postprocess import instance_masks, panoptic_segments
 from babelseg.models.segments import InstancePrediction, PanopticPrediction
 from babelseg.recipes.base import LossResult, Recipe, group_by_dataset
+from babelseg.recipes.mask_batch_rows import dataset_rows, target_counts
 
 # ---------------------------------------------------------------------------- targets
 # masks over the stride-4 logits' extent at image resolution, boxes on the mask-logit grid
@@ -227,7 +228,7 @@ class MaskRecipe(Recipe):
         targets = batch_targets(batch, self.target_spec)
         layers = [output, *(output.aux or [])]
         by_dataset = group_by_dataset(batch.datasets)
-        rows = _dataset_rows(by_dataset, output.mask_logits.device)
+        rows = dataset_rows(by_dataset, output.mask_logits.device)
         groups: list[MatchGroup] = []
         for tag, (name, idx) in enumerate(by_dataset.items()):
             text = texts[name]
@@ -253,7 +254,7 @@ class MaskRecipe(Recipe):
         total_losses: dict[str, torch.Tensor] = {}
         for (name, idx), losses, w in zip(by_dataset.items(), per_tag, weights):
             per_dataset[name] = self.criterion.total(
-                losses, _counts(targets, idx), weights=w
+                losses, target_counts(targets, idx), weights=w
             ).detach()
             for key, value in losses.items():
                 total_losses[key] = total_losses[key] + value if key in total_losses else value
@@ -381,22 +382,3 @@ class MaskRecipe(Recipe):
                 )
             )
         return preds
-
-
-def _counts(targets: MaskTargetBatch, idx: list[int]) -> dict[str, float]:
-    """``num_images``, ``num_masks``, ``num_boxes`` of the images ``idx`` (host ints)."""
-    masks = sum(targets.num_targets[b] for b in idx if not targets.box_only[b])
-    boxes = sum(targets.num_targets[b] for b in idx if targets.box_only[b])
-    return {"num_images": float(len(idx)), "num_masks": float(masks), "num_boxes": float(boxes)}
-
-
-def _dataset_rows(
-    by_dataset: Mapping[str, list[int]], device: torch.device
-) -> list[torch.Tensor | None]:
-    """Each dataset's image rows as ``int64`` tensors on ``device`` (one copy for all), or None
-    for a batch of one dataset."""
-    if len(by_dataset) == 1:
-        return [None]
-    flat = torch.as_tensor([b for idx in by_dataset.values() for b in idx], dtype=torch.int64)
-    flat = flat.pin_memory() if device.type == "cuda" else flat
-    return list(flat.to(device, non_blocking=True).split([len(i) for i in by_dataset.values()]))

@@ -107,6 +107,8 @@ class TrainConfig:
         init_from: A run directory or checkpoint whose network weights (backbone and pixel
             decoder, where names and shapes match) start this run; the optimizer starts fresh.
         freeze_backbone: Keep the backbone's weights fixed (frozen-backbone fine-tuning).
+        compile: Run the network's forward through ``torch.compile`` (the loss, whose matching
+            crosses to the host, stays eager); the first steps pay the compilation.
     """
 
     steps: int = 2000
@@ -126,6 +128,7 @@ class TrainConfig:
     threads: int = 0
     init_from: str | None = None
     freeze_backbone: bool = False
+    compile: bool = False
 
     def __post_init__(self) -> None:
         """Refuse counts that would only fail later (a division by zero at the first log line,

@@ -114,6 +114,8 @@ class Trainer:
             self.ctx,
             find_unused_parameters=self.recipe.find_unused_parameters,
         )
+        if cfg.train.compile:  # the forward only: the loss's matching crosses to the host
+            self.model = torch.compile(self.model)
         self.logger = RunLogger(
             self.run_dir,
             enabled=self.ctx.is_main,

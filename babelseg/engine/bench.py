@@ -27,7 +27,6 @@ from babelseg.engine.bench_measures import (
     count_crossings,
     count_flops,
     matmul_peak,
-    synchronize,
     timed_ms,
 )
 from babelseg.engine.config import Config, load_config
@@ -229,7 +228,8 @@ def format_table(result: dict) -> str:
         ),
         (
             "inference",
-            f"{result['inference_images_per_s']:.1f} images/s ({result['inference_ms']:.1f} ms/batch)",
+            f"{result['inference_images_per_s']:.1f} images/s "
+            f"({result['inference_ms']:.1f} ms/batch)",
         ),
     ]
     rows += [
@@ -245,7 +245,8 @@ def format_table(result: dict) -> str:
         ("model FLOP/s", f"{result['model_tflop_per_s'] * 1000:.2f} GFLOP/s"),
         (
             "matmul peak",
-            f"{result['matmul_peak_tflop_per_s'] * 1000:.1f} GFLOP/s ({result['matmul_peak_dtype']})",
+            f"{result['matmul_peak_tflop_per_s'] * 1000:.1f} GFLOP/s "
+            f"({result['matmul_peak_dtype']})",
         ),
         ("MFU", f"{100 * result['mfu']:.2f} %"),
         ("scalar reads / step", str(crossings["scalar_reads"])),

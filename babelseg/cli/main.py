@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, str] = {
     "unify": "babelseg.cli.unify_cmd",
     "serve": "babelseg.cli.serve_cmd",
     "export": "babelseg.cli.export_cmd",
+    "bench": "babelseg.cli.bench_cmd",
 }
 
 

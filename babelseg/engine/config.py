@@ -86,6 +86,10 @@ class LabelsConfig:
     cache_dir: str | None = None
 
 
+COMPILE_BACKENDS = ("inductor", "aot_eager", "eager")
+"""``train.compile_backend`` values (``torch.compile`` backends that run on CPU and GPU)."""
+
+
 @dataclass
 class TrainConfig:
     """Optimisation and bookkeeping.
@@ -111,6 +115,11 @@ class TrainConfig:
         freeze_backbone: Keep the backbone's weights fixed (frozen-backbone fine-tuning).
         freeze_encoder: Keep the whole image encoder fixed, backbone and pixel decoder (MS3.txt
             Table 3's frozen protocol): only the heads train.
+        compile: Run the network's forward through ``torch.compile`` (the loss, whose matching
+            crosses to the host, stays eager); the first steps pay the compilation (minutes
+            for inductor on a CPU).
+        compile_backend: ``torch.compile`` backend: ``inductor`` (generated kernels) or
+            ``aot_eager`` (graph capture and AOT autograd without code generation).
     """
 
     steps: int = 2000
@@ -131,10 +140,17 @@ class TrainConfig:
     init_from: str | None = None
     freeze_backbone: bool = False
     freeze_encoder: bool = False
+    compile: bool = False
+    compile_backend: str = "inductor"
 
     def __post_init__(self) -> None:
         """Refuse counts that would only fail later (a division by zero at the first log line,
         or the first save), when the config loads."""
+        if self.compile_backend not in COMPILE_BACKENDS:
+            raise ValueError(
+                f"train.compile_backend={self.compile_backend!r} is not one of "
+                f"{list(COMPILE_BACKENDS)}; e.g. train.compile_backend=inductor."
+            )
         for key in ("steps", "checkpoint_every", "log_every", "keep_last"):
             value = getattr(self, key)
             if value < 1:

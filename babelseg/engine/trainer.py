@@ -115,6 +115,8 @@ class Trainer:
             self.ctx,
             find_unused_parameters=self.recipe.find_unused_parameters,
         )
+        if cfg.train.compile:  # the forward only: the loss's matching crosses to the host
+            self.model = torch.compile(self.model, backend=cfg.train.compile_backend)
         self.logger = RunLogger(
             self.run_dir,
             enabled=self.ctx.is_main,

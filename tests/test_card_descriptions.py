@@ -134,7 +134,8 @@ def test_names_outside_the_release_keep_working_without_a_description(tmp_path: 
     assert space.names == ["accordion", "my own widget", "Air  Conditioner"]
     assert space.classes[0].description and space.classes[2].description
     assert space.classes[1].description is None
-    assert label_texts(space, mode="description")[1] == "my own widget"
+    # no description: the sentence template alone (labels/texts.py), never a borrowed description
+    assert label_texts(space, mode="description")[1] == "my own widget: An image of my own widget."
 
 
 def test_first_synonym_matches_only_when_unambiguous():

@@ -30,6 +30,7 @@ def test_table_3_rows_train_the_papers_configuration(tiny_synthworld, monkeypatc
         "HD + noisy (L_HD)",
         "HD + noisy (L_LD)",
         "HD + boxes (L_WD)",
+        sentence.WD_SCALED_ROW,
         "HD + noisy (L_LD) + boxes (L_WD)",
         "HD, words",
     ]
@@ -49,6 +50,15 @@ def test_table_3_rows_train_the_papers_configuration(tiny_synthworld, monkeypatc
         "CLIP image teacher" in note and sentence.CLIP_ENV in note for note in table.not_measured
     )
     assert not any("CLIP" in c.claim for c in table.claims)
+    # our deviation row: the same data at L_WD weight 0.1, compared with the paper's weight 1
+    scaled = _loaded(table.configs[sentence.WD_SCALED_ROW], tiny_synthworld)
+    assert scaled.recipe.box_loss_weight == pytest.approx(0.1)
+    assert scaled.data.train == hd_noisy.data.train[:3] + ["open_boxes"]
+    versus = {c.claim: c for c in table.claims}[
+        "L_WD at weight 0.1 (our choice) beats the paper's weight 1"
+    ]
+    assert versus.treatment.runs == (sentence.WD_SCALED_ROW,)
+    assert versus.control.runs == ("HD + boxes (L_WD)",)
 
 
 def test_clip_weights_add_the_clip_teacher_rows(tiny_synthworld, monkeypatch, tmp_path):

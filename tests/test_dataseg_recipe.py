@@ -91,6 +91,7 @@ class _Capture:
     def __init__(self, criterion):
         self.criterion = criterion
         self.default_weights = criterion.default_weights
+        self.aux_matching = criterion.aux_matching
         self.groups = []
 
     def step(self, groups, targets, **kwargs):

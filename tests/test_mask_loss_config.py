@@ -166,6 +166,7 @@ class _Spy:
     def __init__(self, criterion):
         self.criterion, self.calls = criterion, []
         self.default_weights = criterion.default_weights
+        self.aux_matching = criterion.aux_matching
 
     def step(self, groups, targets, **kwargs):
         out = self.criterion.step(groups, targets, **kwargs)

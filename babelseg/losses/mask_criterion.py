@@ -1,7 +1,10 @@
 """Set-prediction losses of the mask-classification recipes (Mask2Former; DaTaSeg eq. 4).
 
-For each decoder layer (the final one and every auxiliary one), proposals are matched to the
-targets by the :class:`~babelseg.matching.hungarian.HungarianMatcher` and then
+For each decoder layer (the final one and every auxiliary one), proposals are assigned to the
+targets by the :class:`~babelseg.matching.hungarian.HungarianMatcher`, per layer
+(``aux_matching="per_layer"``, Mask2Former's deep supervision) or once on the final layer's
+predictions with that assignment reused for every auxiliary layer (``"last"``, DaTaSeg App. E),
+and then
 
 - ``loss_class``: cross-entropy over the image's ``K + 1`` classes, matched proposals towards
   their target's class, the others towards "no object" (last), the latter weighted by
@@ -36,13 +39,23 @@ from babelseg.data.targets import MaskTargetBatch
 from babelseg.losses.box_projection import box_projection_loss
 from babelseg.losses.mask import dice_loss, sigmoid_ce_loss, sigmoid_focal_loss
 from babelseg.losses.term_weights import TermWeights
-from babelseg.matching.groups import DrawPlan, MatchGroup, gather_matched, match_table, runs_of
+from babelseg.matching.groups import (
+    DrawPlan,
+    MatchGroup,
+    gather_matched,
+    match_table,
+    runs_of,
+    shared_matches,
+)
 from babelseg.matching.hungarian import HungarianMatcher, assign
 from babelseg.matching.point_sampling import point_sample, uncertain_points
 from babelseg.matching.targets import MaskTargets, stack_targets
 
 LOSS_KEYS = ("loss_class", "loss_mask", "loss_dice", "loss_projection")
 MASK_LOSSES = ("ce", "focal")
+AUX_MATCHINGS = ("per_layer", "last")
+"""How the auxiliary layers are matched: each on its own predictions (Mask2Former) or with the
+final layer's assignment (DaTaSeg App. E)."""
 
 
 @dataclass
@@ -74,7 +87,12 @@ class MaskCriterion:
     per tag (a dataset's, DaTaSeg Table 10).
 
     Args:
-        matcher: Assigns proposals to targets (each layer is matched separately).
+        matcher: Assigns proposals to targets.
+        aux_matching: ``"per_layer"``: every layer matched on its own predictions (Mask2Former);
+            ``"last"``: the final layer matched once, its assignment reused for the auxiliary
+            layers (DaTaSeg App. E). :meth:`__call__` reads it (its ``layers[0]`` is the final
+            layer); :meth:`step` follows each group's ``match_from``, which the recipe sets
+            from it.
         no_object_weight: Cross-entropy weight of the "no object" class.
         class_weight / mask_weight / dice_weight / projection_weight: Weights used by
             :meth:`total`.
@@ -100,9 +118,15 @@ class MaskCriterion:
         mask_loss: str = "ce",
         focal_alpha: float = 0.25,
         focal_gamma: float = 2.0,
+        aux_matching: str = "per_layer",
     ) -> None:
         if mask_loss not in MASK_LOSSES:
             raise ValueError(f"Unknown mask_loss {mask_loss!r}; valid: {', '.join(MASK_LOSSES)}")
+        if aux_matching not in AUX_MATCHINGS:
+            raise ValueError(
+                f"Unknown aux_matching {aux_matching!r}; valid: {', '.join(AUX_MATCHINGS)}"
+            )
+        self.aux_matching = aux_matching
         if not 0 <= no_object_weight:
             raise ValueError(f"no_object_weight must be >= 0, got {no_object_weight}")
         self.matcher = matcher
@@ -137,7 +161,8 @@ class MaskCriterion:
         the training step calls :meth:`step` on padded targets).
 
         Args:
-            layers: The final layer and the auxiliary ones (any order; all weigh the same).
+            layers: The final layer first, then the auxiliary ones (all weigh the same; with
+                ``aux_matching="last"`` every layer takes ``layers[0]``'s matches).
             targets: Per image targets.
             image_weights: Optional ``float[B]`` multiplier of each image's losses.
             generator: Random generator for the sampled points.
@@ -147,6 +172,7 @@ class MaskCriterion:
         """
         batch = stack_targets(targets)
         weights = [1.0] * len(targets) if image_weights is None else image_weights.tolist()
+        last = self.aux_matching == "last"
         groups = [
             MatchGroup(
                 class_logits=layer.class_logits[b][None],
@@ -154,6 +180,7 @@ class MaskCriterion:
                 images=[b],
                 weight=float(weights[b]),
                 segment=i,
+                match_from=b if last and i else None,  # group b: the final layer's image b
             )
             for i, layer in enumerate(layers)
             for b in range(len(targets))
@@ -173,7 +200,8 @@ class MaskCriterion:
         generator: torch.Generator | None = None,
         tag_weights: Sequence[TermWeights] | None = None,
     ) -> list[dict[str, torch.Tensor]]:
-        """The losses of a training step: match every group, then compute all losses at once.
+        """The losses of a training step: match every group (those with ``match_from`` take
+        the named group's matches instead), then compute all losses at once.
 
         Args:
             groups: Every (label space, layer) group of the step (same H, W for all; groups of
@@ -205,20 +233,22 @@ class MaskCriterion:
         if device.type == "cuda":
             image_rows = image_rows.pin_memory()
         image_rows = image_rows.to(device, non_blocking=True).split([len(g.images) for g in groups])
+        own = [i for i, g in enumerate(groups) if g.match_from is None]
         costs = [
             self.matcher.batch_costs(
-                g.class_logits,
-                g.mask_logits,
+                groups[i].class_logits,
+                groups[i].mask_logits,
                 targets,
-                g.images,
+                groups[i].images,
                 plan.match_coords(uniform, i),
                 image_rows=image_rows[i],
-                weights=tag_weights[g.tag].cost_weights(),
+                weights=tag_weights[groups[i].tag].cost_weights(),
             )
-            for i, g in enumerate(groups)
+            for i in own
         ]
-        counts = [[targets.num_targets[b] for b in g.images] for g in groups]
-        matches = assign(costs, [g.query_valid for g in groups], counts)
+        counts = [[targets.num_targets[b] for b in groups[i].images] for i in own]
+        assigned = assign(costs, [groups[i].query_valid for i in own], counts)
+        matches = shared_matches(groups, dict(zip(own, assigned)))
         table = match_table(groups, matches, targets)  # host int64[M, 5], mask rows first
         mix = np.zeros((num_tags, len(groups)))  # tag <- group weights
         mix[[g.tag for g in groups], np.arange(len(groups))] = [g.weight for g in groups]

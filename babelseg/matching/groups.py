@@ -1,6 +1,8 @@
 """Bookkeeping of a batched matching step: which images are matched together
-(:class:`MatchGroup`), where every random number of the step comes from (:class:`DrawPlan`), and
-the host table of matches that goes to the device in one copy (:func:`match_table`)."""
+(:class:`MatchGroup`), which groups reuse another group's assignment (:func:`shared_matches`:
+DaTaSeg App. E's auxiliary layers take the last layer's), where every random number of the step
+comes from (:class:`DrawPlan`), and the host table of matches that goes to the device in one copy
+(:func:`match_table`)."""
 
 from __future__ import annotations
 
@@ -27,6 +29,10 @@ class MatchGroup:
         tag: Index of the sums this group adds to (a dataset, for the per-dataset logs).
         segment: Groups with the same segment draw their random points together (one per
             (tag, layer) reproduces the per-layer implementation's draws).
+        match_from: Index, among the step's groups, of the group whose assignment this one
+            reuses instead of being matched itself (same images, same proposal layout: an
+            auxiliary layer taking the last layer's matches, DaTaSeg App. E); None: matched on
+            its own.
     """
 
     class_logits: torch.Tensor
@@ -37,6 +43,39 @@ class MatchGroup:
     weight: float = 1.0
     tag: int = 0
     segment: int = 0
+    match_from: int | None = None
+
+
+Matches = list[tuple[torch.Tensor, torch.Tensor]]
+"""Per image of a group, ``(query_idx int64[T'], target_idx int64[T'])`` on the host."""
+
+
+def shared_matches(groups: Sequence[MatchGroup], own: dict[int, Matches]) -> list[Matches]:
+    """Every group's matches: its own (``own[i]``, for groups matched themselves) or, with
+    ``match_from``, the same list as the group it names.
+
+    Raises:
+        ValueError: ``match_from`` names a group that is not matched itself, or one with other
+            images or another number of proposals (its indices would point elsewhere).
+    """
+    out = []
+    for i, g in enumerate(groups):
+        j = g.match_from
+        if j is None:
+            out.append(own[i])
+            continue
+        if j not in own:
+            raise ValueError(f"MatchGroup {i} reuses the matches of group {j}, which has none")
+        src = groups[j]
+        same_layout = src.class_logits.shape[:2] == g.class_logits.shape[:2]
+        if src.images != g.images or not same_layout or src.num_valid != g.num_valid:
+            raise ValueError(
+                f"MatchGroup {i} reuses the matches of group {j}, but their images "
+                f"({g.images} vs {src.images}) or proposals ({tuple(g.class_logits.shape[:2])}, "
+                f"{g.num_valid} vs {tuple(src.class_logits.shape[:2])}, {src.num_valid}) differ"
+            )
+        out.append(own[j])
+    return out
 
 
 def runs_of(column: np.ndarray, value: int) -> list[tuple[int, int]]:
@@ -103,8 +142,9 @@ def runs_in_order(column: np.ndarray) -> list[tuple[int, int]]:
 
 class DrawPlan:
     """Where each random number of a step comes from in one uniform draw, in the order of the
-    per-layer implementation: per segment, the matching points of its mask-target images, then
-    the uncertain-point candidates and the extra points of its (expected) matched masks."""
+    per-layer implementation: per segment, the matching points of its mask-target images (none
+    for a group that reuses another's matches), then the uncertain-point candidates and the extra
+    points of its (expected) matched masks."""
 
     def __init__(
         self,
@@ -127,6 +167,8 @@ class DrawPlan:
             mask_images = [
                 b for b in g.images if not targets.box_only[b] and targets.num_targets[b]
             ]
+            if g.match_from is not None:  # takes another group's matches: no matching points
+                mask_images = []
             self.match.append((cursor, len(mask_images)))
             cursor += len(mask_images) * p * 2
             rows = g.num_valid or [g.class_logits.shape[1]] * len(g.images)

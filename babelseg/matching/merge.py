@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 ABSENT_LOGIT = -100.0
 
@@ -41,7 +42,11 @@ class MergedProposals:
 
 
 def merge_proposals(
-    mask_logits: torch.Tensor, class_logits: torch.Tensor, merge_classes: torch.Tensor
+    mask_logits: torch.Tensor,
+    class_logits: torch.Tensor,
+    merge_classes: torch.Tensor,
+    *,
+    predicted: torch.Tensor | None = None,
 ) -> MergedProposals:
     """MERGE the proposals of one image.
 
@@ -50,6 +55,9 @@ def merge_proposals(
         class_logits: ``float[Q, K + 1]`` class logits (last = background / no object).
         merge_classes: ``bool[K]``: which classes are merged (stuff for panoptic, all for
             semantic, none for instance).
+        predicted: ``int64[Q]`` class (``0..K``) each proposal is grouped by; None: its own
+            arg-max. An auxiliary decoder layer given the final layer's arg-max gets the final
+            layer's layout, so the final layer's matches apply to it (``aux_matching=last``).
     Returns:
         :class:`MergedProposals`; differentiable in the logits (gradients reach, per pixel, the
         proposal holding the maximum, and every averaged proposal's class logits).
@@ -63,7 +71,13 @@ def merge_proposals(
         )
     device = mask_logits.device
     merge_classes = merge_classes.to(device=device, dtype=torch.bool)
-    predicted = class_logits.detach().argmax(-1)  # [Q] in 0..K
+    if predicted is None:
+        predicted = class_logits.detach().argmax(-1)  # [Q] in 0..K
+    elif predicted.shape != (num_queries,):
+        raise ValueError(
+            f"predicted has shape {tuple(predicted.shape)}, expected ({num_queries},): one "
+            "class per proposal"
+        )
     flags = torch.cat([merge_classes, merge_classes.new_zeros(1)])  # background never merged
     is_merged = flags[predicted]
     kept = (~is_merged).nonzero().squeeze(1)
@@ -103,3 +117,35 @@ def merge_proposals(
         present=present,
         source=source,
     )
+
+
+def merge_padded(
+    masks: torch.Tensor,
+    logits: torch.Tensor,
+    merge_classes: torch.Tensor,
+    num_merged: int,
+    *,
+    predicted: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]:
+    """MERGE each of b images (data-dependent sizes), padded to ``Q + M`` proposals.
+
+    Args:
+        masks: ``float[b, Q, H, W]``. logits: ``float[b, Q, K + 1]``.
+        merge_classes: ``bool[K]``; ``num_merged``: its number of True (M, known on the host).
+        predicted: ``int64[b, Q]`` classes to group by (another layer's arg-max); None: each
+            proposal's own.
+    Returns:
+        ``(float[b, Q + M, H, W], float[b, Q + M, K + 1], bool[b, Q + M], [n_b])``: the n_b
+        valid proposals of each image first.
+    """
+    width = masks.shape[1] + num_merged
+    out_masks, out_logits, valid, counts = [], [], [], []
+    for b, (m, c) in enumerate(zip(masks, logits)):
+        by = None if predicted is None else predicted[b]
+        merged = merge_proposals(m, c, merge_classes, predicted=by)
+        n = merged.mask_logits.shape[0]
+        out_masks.append(F.pad(merged.mask_logits, (0, 0, 0, 0, 0, width - n)))
+        out_logits.append(F.pad(merged.class_logits, (0, 0, 0, width - n)))
+        valid.append(torch.arange(width, device=masks.device) < n)
+        counts.append(n)
+    return torch.stack(out_masks), torch.stack(out_logits), torch.stack(valid), counts

@@ -4,7 +4,8 @@
   (:mod:`babelseg.data.targets`: semantic maps -> one mask per class present; panoptic / instance
   masks without crowd; boxes-only data -> boxes on the mask-logit grid);
 - :class:`MaskRecipe`: the recipe skeleton both recipes subclass: forward with texts, the set
-  losses of every decoder layer (per dataset for the logs), and inference for semantic,
+  losses of every decoder layer (each matched on its own, or all with the final layer's
+  matches: ``recipe.mask.aux_matching``; per dataset for the logs), and inference for semantic,
   panoptic and instance segmentation; subclasses say how texts become step texts and which
   classes are MERGEd (DaTaSeg) for a task.
 """
@@ -22,7 +23,7 @@ from babelseg.data.targets import MaskTargetBatch, TargetSpec, build_mask_target
 from babelseg.losses.mask_criterion import MaskCriterion, at_least_one
 from babelseg.losses.term_weights import TermWeights, weights_for
 from babelseg.matching.groups import MatchGroup
-from babelseg.matching.merge import merge_proposals
+from babelseg.matching.merge import merge_padded, merge_proposals
 from babelseg.models.heads.text_classifier import TextClassifier
 from babelseg.models.mask_model import OUTPUT_STRIDE, MaskClassificationModel
 from babelseg.models.outputs import MaskOutput
@@ -168,18 +169,31 @@ class MaskRecipe(Recipe):
         tag: int,
         weight: float,
         rows: torch.Tensor | None,
+        first: int,
     ) -> list[MatchGroup]:
-        """One :class:`MatchGroup` per decoder layer for the images ``idx`` of one dataset
-        (``rows``: ``idx`` on the device, None when they are all the batch's images)."""
-        groups = []
-        for layer in layers:
+        """One :class:`MatchGroup` per decoder layer (the final one first) for the images ``idx``
+        of one dataset (``rows``: ``idx`` on the device, None when they are all the batch's
+        images; ``first``: the final layer's group's index among the step's groups).
+
+        With ``aux_matching="last"`` the auxiliary layers' groups take the final layer's matches
+        (``match_from=first``, DaTaSeg App. E) and, under MERGE, are merged by the final
+        layer's arg-max classes, so that their proposals are laid out as the final layer's and
+        its indices mean the same proposals. The merging by the final layer's classes is OUR
+        choice: App. E does not say how its shared matching meets MERGE."""
+        last = self.criterion.aux_matching == "last"
+        groups, predicted = [], None
+        for i, layer in enumerate(layers):
             embeddings, masks = layer.class_embeddings, layer.mask_logits
             if rows is not None:
                 embeddings, masks = embeddings.index_select(0, rows), masks.index_select(0, rows)
             logits = self.classifier(embeddings, text)  # [b, Q, K + 1]
             valid, num_valid = None, None
             if merge is not None:
-                masks, logits, valid, num_valid = self._merged(masks, logits, merge)
+                if last and i == 0:
+                    predicted = logits.detach().argmax(-1)  # [b, Q]: the final layer's classes
+                masks, logits, valid, num_valid = merge_padded(
+                    masks, logits, *merge, predicted=predicted
+                )
             groups.append(
                 MatchGroup(
                     class_logits=logits,
@@ -190,27 +204,10 @@ class MaskRecipe(Recipe):
                     weight=weight,
                     tag=tag,
                     segment=len(groups) + tag * len(layers),
+                    match_from=first if last and i else None,
                 )
             )
         return groups
-
-    @staticmethod
-    def _merged(
-        masks: torch.Tensor, logits: torch.Tensor, merge: tuple[torch.Tensor, int]
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]:
-        """MERGE each image (data-dependent sizes) padded to ``Q + M`` proposals: ``(float[b, Q + M,
-        h, w], float[b, Q + M, K + 1], bool[b, Q + M], [n_b])``, the n_b valid ones first."""
-        flags, num_merged = merge
-        width = masks.shape[1] + num_merged
-        out_masks, out_logits, valid, counts = [], [], [], []
-        for m, c in zip(masks, logits):
-            merged = merge_proposals(m, c, flags)
-            n = merged.mask_logits.shape[0]
-            out_masks.append(F.pad(merged.mask_logits, (0, 0, 0, 0, 0, width - n)))
-            out_logits.append(F.pad(merged.class_logits, (0, 0, 0, width - n)))
-            valid.append(torch.arange(width, device=masks.device) < n)
-            counts.append(n)
-        return torch.stack(out_masks), torch.stack(out_logits), torch.stack(valid), counts
 
     def loss(
         self,
@@ -221,7 +218,8 @@ class MaskRecipe(Recipe):
         normalisers: Mapping[str, torch.Tensor | float],
     ) -> LossResult:
         """Matched classification CE + point-sampled mask CE or focal and dice (+ box projection
-        for boxes-only data) on the final and every auxiliary decoder layer, each image in its
+        for boxes-only data) on the final and every auxiliary decoder layer (matched per layer,
+        or all with the final layer's matches: ``criterion.aux_matching``), each image in its
         own label space and with its dataset's weights (:meth:`dataset_weights`); the sums are
         divided by the all-reduced :meth:`loss_counts`. Reads nothing
         back from the device except the matching costs (one crossing)."""
@@ -242,7 +240,7 @@ class MaskRecipe(Recipe):
             else:
                 merge = None
             weight = float(self.dataset_loss_weights.get(name, 1.0))
-            groups += self._groups(layers, idx, text, merge, tag, weight, rows[tag])
+            groups += self._groups(layers, idx, text, merge, tag, weight, rows[tag], len(groups))
         weights = [
             self.dataset_weights(name, task=targets.tasks[i[0]], box_only=targets.box_only[i[0]])
             for name, i in by_dataset.items()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from babelseg.losses.mask_criterion import MASK_LOSSES, MaskCriterion
+from babelseg.losses.mask_criterion import AUX_MATCHINGS, MASK_LOSSES, MaskCriterion
 from babelseg.losses.term_weights import KIND_KEYS, TermWeights, override_weights
 from babelseg.matching.hungarian import HungarianMatcher
 from babelseg.models.heads.query_decoder import DECODING_ORDERS
@@ -23,8 +23,10 @@ class MaskRecipeConfig:
     The defaults are LMSeg's (section 3.6, eq. 3-5): focal mask loss, class 1 / focal 20 /
     dice 1, the same weights in the matching cost, no-object weight 0.1; ``configs/lmseg.yaml``
     repeats them. ``configs/dataseg.yaml`` sets DaTaSeg's (Table 10, App. F) instead: they differ
-    per dataset, so they live in that config's ``per_dataset`` block. Mask2Former's weights (the
-    defaults before issue 13) are ``mask_loss=ce class_weight=2 mask_weight=5 dice_weight=5``.
+    per dataset, so they live in that config's ``per_dataset`` block; and the auxiliary layers
+    matched with the last layer's assignment (``aux_matching: last``, App. E). Mask2Former's
+    weights (the defaults before issue 13) are ``mask_loss=ce class_weight=2 mask_weight=5
+    dice_weight=5``.
 
     Attributes:
         mask_loss: Binary mask loss and matching cost: ``focal`` (LMSeg, DaTaSeg) or ``ce``
@@ -44,6 +46,11 @@ class MaskRecipeConfig:
             dataset name or a kind: ``semantic``, ``panoptic``, ``instance`` (every dataset of
             that task) or ``boxes`` (boxes-only data); a dataset's own entry wins over its
             kind's. Applied per image, so mixed batches (lmseg) get each image's weights.
+        aux_matching: How the auxiliary (deep-supervision) decoder layers are matched:
+            ``per_layer`` (the default; Mask2Former's, each layer on its own predictions; LMSeg
+            says nothing of it, so this is OUR choice for lmseg) or ``last`` (DaTaSeg App. E:
+            the final layer matched once, its (query, target) indices used for every auxiliary
+            layer's losses; ``configs/dataseg.yaml`` sets it).
         num_points: Points sampled per mask for the mask losses and costs.
         oversample_ratio / importance_sample_ratio: Mask2Former's uncertainty point sampling.
         object_mask_threshold: Panoptic/instance: minimum class score of a kept query.
@@ -63,6 +70,7 @@ class MaskRecipeConfig:
     match_dice_weight: float | None = None
     match_projection_weight: float | None = None
     per_dataset: dict[str, dict[str, float]] = field(default_factory=dict)
+    aux_matching: str = "per_layer"
     num_points: int = 1024
     oversample_ratio: float = 3.0
     importance_sample_ratio: float = 0.75
@@ -99,11 +107,18 @@ def mask_term_weights(
         projection_weight: The box projection loss weight (``recipe.dataseg.projection_weight``).
         datasets: The run's declared datasets (empty: not known, names are not checked).
     Raises:
-        ValueError: An unknown ``mask_loss``, dataset or term name, or a negative weight.
+        ValueError: An unknown ``mask_loss``, ``aux_matching``, dataset or term name, or a
+            negative weight.
     """
     if mask.mask_loss not in MASK_LOSSES:
         raise ValueError(
             f"recipe.mask.mask_loss must be one of {list(MASK_LOSSES)}, got {mask.mask_loss!r}."
+        )
+    if mask.aux_matching not in AUX_MATCHINGS:
+        raise ValueError(
+            f"recipe.mask.aux_matching must be one of {list(AUX_MATCHINGS)}, got "
+            f"{mask.aux_matching!r}: per_layer matches every decoder layer on its own "
+            "(Mask2Former), last reuses the final layer's matches (DaTaSeg App. E)."
         )
     try:
         base = mask.term_weights(projection_weight=projection_weight)
@@ -184,6 +199,7 @@ def mask_recipe_arguments(
         mask_loss=mask.mask_loss,
         focal_alpha=mask.focal_alpha,
         focal_gamma=mask.focal_gamma,
+        aux_matching=mask.aux_matching,
     )
     classifier = TextClassifier(
         embed_dim=context.embed_dim,

@@ -3,7 +3,9 @@
 
 The spec (``runs.RunSpec.to_dict``) names the config, its overrides (run folder, seed, steps,
 device...), the datasets to score and the image cap; the result (``result.json`` in the run
-folder) holds the spec, the ``metrics.json`` mapping, the wall times and the final loss.
+folder) holds the spec, the ``metrics.json`` mapping, the wall times and the final loss. Paper
+tables a recipe keeps in its final checkpoint (``RECIPE_TABLES``: MS3's Table 1) are copied into
+that mapping before the checkpoints are removed.
 """
 
 from __future__ import annotations
@@ -17,6 +19,21 @@ from pathlib import Path
 from typing import Any
 
 RESULT = "result.json"
+
+RECIPE_TABLES = ("table1",)
+"""Keys of a checkpoint's ``recipe_state`` copied into the run's metrics: ``table1`` = MS3's
+Table 1 (class-text similarities before and after M_I, ``babelseg/recipes/ms3.py``)."""
+
+
+def recipe_tables(run_dir: Path) -> dict[str, Any]:
+    """The ``RECIPE_TABLES`` entries of the final checkpoint's ``recipe_state`` in ``run_dir``
+    (read as JSON and safetensors by ``read_checkpoint_state``: nothing is unpickled); ``{}`` when
+    the recipe keeps none. FileNotFoundError when ``run_dir`` holds no checkpoint."""
+    from babelseg.engine.checkpoint import read_checkpoint_state
+
+    _, state = read_checkpoint_state(run_dir)
+    kept = state.get("recipe_state") or {}
+    return {key: kept[key] for key in RECIPE_TABLES if kept.get(key)}
 
 
 def learned_taxonomy_scores(recipe: Any, datasets_yaml: Path) -> dict[str, Any] | None:
@@ -64,6 +81,7 @@ def run_job(spec: dict[str, Any]) -> dict[str, Any]:
         taxonomy = learned_taxonomy_scores(predictor.recipe, Path(cfg.data.datasets_yaml))
         if taxonomy is not None:
             result["metrics"]["taxonomy"] = taxonomy
+        result["metrics"].update(recipe_tables(run_dir))  # before the checkpoints go
     except Exception as e:  # one failed run must not stop the table; the row says it failed
         result["error"] = f"{type(e).__name__}: {e}"
     if not spec.get("keep_checkpoints", False):

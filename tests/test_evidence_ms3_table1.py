@@ -62,10 +62,14 @@ def test_run_job_keeps_table1_in_the_result_and_deletes_the_checkpoint(tmp_path,
     import babelseg.engine.trainer as trainer
     import babelseg.evaluation.runner as runner
     import babelseg.inference.predictor as predictor
+    from babelseg.engine.run_folder import is_run_folder
 
     run_dir = tmp_path / "run"
+    _checkpoint(run_dir, {})  # an earlier attempt's leftovers, which a fresh train refuses
+    (run_dir / "config.yaml").write_text("{}")
 
     def fake_train(cfg, show_progress):
+        assert not is_run_folder(run_dir), sorted(p.name for p in run_dir.iterdir())
         _checkpoint(run_dir, {"table1": _table1(0.2)})
         return SimpleNamespace(final_loss=1.0)
 

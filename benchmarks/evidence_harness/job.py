@@ -51,6 +51,19 @@ def learned_taxonomy_scores(recipe: Any, datasets_yaml: Path) -> dict[str, Any] 
     return score_taxonomy(slots.classes(), load_relations(relations), list(recipe.datasets))
 
 
+def clear_training_outputs(run_dir: Path) -> None:
+    """Remove what an earlier training attempt left in ``run_dir`` (checkpoints, config,
+    metrics), which a fresh ``train`` refuses to mix with. The harness trains only runs that are
+    not cached (failed, or a start retrained for a new fine-tuning run), so those files are
+    stale; ``spec.json``, ``job.log`` and ``result.json`` stay."""
+    from babelseg.engine.run_folder import RUN_FILES
+
+    for ckpt in run_dir.glob("ckpt_*"):
+        shutil.rmtree(ckpt, ignore_errors=True)
+    for name in RUN_FILES:
+        (run_dir / name).unlink(missing_ok=True)
+
+
 def run_job(spec: dict[str, Any]) -> dict[str, Any]:
     """Train ``spec``'s config, score it, write and return the result (errors included)."""
     from babelseg.data.declaration import load_declarations
@@ -61,6 +74,7 @@ def run_job(spec: dict[str, Any]) -> dict[str, Any]:
 
     run_dir = Path(spec["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
+    clear_training_outputs(run_dir)
     result: dict[str, Any] = {"spec": spec}
     try:
         cfg = load_config(spec["config"], [*spec["overrides"], f"run_dir={run_dir}"])
@@ -84,7 +98,7 @@ def run_job(spec: dict[str, Any]) -> dict[str, Any]:
         result["metrics"].update(recipe_tables(run_dir))  # before the checkpoints go
     except Exception as e:  # one failed run must not stop the table; the row says it failed
         result["error"] = f"{type(e).__name__}: {e}"
-    if not spec.get("keep_checkpoints", False):
+    if not (spec.get("keep_checkpoints", False) or spec.get("has_dependents", False)):
         for ckpt in run_dir.glob("ckpt_*"):
             shutil.rmtree(ckpt, ignore_errors=True)
     tmp = run_dir / (RESULT + ".tmp")

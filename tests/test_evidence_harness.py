@@ -103,7 +103,7 @@ def test_harness_runs_unchanged_on_a_world_it_has_never_seen(tmp_path):
     assert rows["sentences beat words on unseen labels"]["mean"] is not None
 
 
-def test_quick_ms3_table_has_tables_4_5_6(tiny_synthworld, tmp_path):
+def test_quick_ms3_table_has_every_table(tiny_synthworld, tmp_path):
     out = tmp_path / "ev"
     proc = _harness(
         "--paper", "ms3", "--world", str(tiny_synthworld), "--quick", "--seeds", "0",
@@ -112,6 +112,16 @@ def test_quick_ms3_table_has_tables_4_5_6(tiny_synthworld, tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     report = json.loads((out / "ms3.json").read_text())
     tables = {r["table"] for r in report["rows"]}
-    assert tables == {"MS3 Table 4", "MS3 Table 5", "MS3 Table 6"}
+    assert tables == {f"MS3 Table {t}" for t in (1, 2, 3, 4, 5, 6, 9)}
+    # every row has a number: Table 1's come from the L + V run's checkpoint, kept in its result
     assert all(r["mean"] is not None for r in report["rows"])
+    table1 = json.loads((out / "runs" / "ms3" / "L_V" / "seed0" / "result.json").read_text())
+    assert {"frozen_encoder", "before", "after"} <= set(table1["metrics"]["table1"])
+    # fine-tuning started from L + V's checkpoint, which went once its fine-tuning runs finished
+    assert not list((out / "runs" / "ms3" / "L_V" / "seed0").glob("ckpt_*"))
+    ft = yaml.safe_load(
+        (out / "runs" / "ms3" / "FT_from_L_V" / "seed0" / "config.yaml").read_text()
+    )
+    assert ft["train"]["init_from"] == str(out.resolve() / "runs" / "ms3" / "L_V" / "seed0")
+    assert "MS3 Table 9" in (out / "ms3.md").read_text()
     assert not any(report["runs"][k]["error"] for k in report["runs"])

@@ -21,6 +21,9 @@ class RunConfig:
         phases: ``(config key, share of the run's steps)`` pairs: step-counted phases of a
             recipe kept at the same share of training whatever the budget.
         note: What the configuration is, for the report.
+        init_from: The configuration of the same table whose final checkpoint (same seed)
+            initialises this one (``train.init_from``: fine-tuning); it trains first.
+        eval: The datasets to score (None: every dataset of the world).
     """
 
     config: str
@@ -28,6 +31,8 @@ class RunConfig:
     steps_fraction: float = 1.0
     phases: tuple[tuple[str, float], ...] = ()
     note: str = ""
+    init_from: str | None = None
+    eval: tuple[str, ...] | None = None
 
     def overrides_for(self, steps: int) -> list[str]:
         """The overrides with the phases scaled to ``steps``."""

@@ -15,7 +15,7 @@ from evidence_harness.budget import QUICK_MAX_IMAGES, Budget
 from evidence_harness.claims import PaperTable
 from evidence_harness.papers import PAPERS
 from evidence_harness.report import write_paper
-from evidence_harness.runs import ROOT, RunSpec, execute
+from evidence_harness.runs import ROOT, RunSpec, execute, waves
 from evidence_harness.world import WorldRoles, prepare_world
 
 EPILOG = """examples:
@@ -90,10 +90,22 @@ def _slug(text: str) -> str:
 def plan(
     tables: list[PaperTable], roles: WorldRoles, budget: Budget, args: argparse.Namespace
 ) -> tuple[list[RunSpec], dict[str, dict[str, int]]]:
-    """Every run of every table (one per configuration and seed), and the steps of each."""
+    """Every run of every table (one per configuration and seed), and the steps of each. A
+    configuration with ``init_from`` starts from that configuration's run at the same seed."""
     specs, steps_of = [], {}
     for table in tables:
         steps_of[table.paper] = {}
+
+        def run_dir(name: str, seed: int, paper: str = table.paper) -> Path:
+            return args.out.resolve() / "runs" / paper / _slug(name) / f"seed{seed}"
+
+        starts = {cfg.init_from for cfg in table.configs.values() if cfg.init_from}
+        unknown = sorted(starts - set(table.configs))
+        if unknown:
+            raise ValueError(
+                f"{table.paper}: init_from names {unknown}, not configurations of the table "
+                f"({', '.join(table.configs)}); name one of those."
+            )
         for name, cfg in table.configs.items():
             steps = budget.steps_for(table.paper, cfg.steps_fraction)
             steps_of[table.paper][name] = steps
@@ -110,20 +122,28 @@ def plan(
                 *(["train.amp=true"] if budget.device == "cuda" else []),
             ]
             for seed in args.seeds:
-                run_dir = args.out.resolve() / "runs" / table.paper / _slug(name) / f"seed{seed}"
+                start = str(run_dir(cfg.init_from, seed)) if cfg.init_from else None
+                init = [f"train.init_from={start}"] if start else []
                 specs.append(
                     RunSpec(
                         paper=table.paper,
                         name=name,
                         seed=seed,
-                        run_dir=str(run_dir),
+                        run_dir=str(run_dir(name, seed)),
                         config=str(ROOT / cfg.config),
-                        overrides=(*cfg.overrides_for(steps), *common, f"train.seed={seed}"),
-                        eval=tuple(roles.datasets),
+                        overrides=(
+                            *cfg.overrides_for(steps),
+                            *common,
+                            f"train.seed={seed}",
+                            *init,
+                        ),
+                        eval=tuple(cfg.eval or roles.datasets),
                         max_images=budget.max_images,
                         device=budget.device,
                         cost=budget.cost(table.paper, steps),
                         keep_checkpoints=args.keep_checkpoints,
+                        init_from=start,
+                        has_dependents=name in starts,
                     )
                 )
     return specs, steps_of
@@ -158,8 +178,14 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     if args.dry_run:
-        for s in specs:
-            print(f"  {s.paper} / {s.name} / seed {s.seed}: {' '.join(s.overrides)}")
+        names = {s.run_dir: s.name for s in specs}
+        for wave, runs in enumerate(waves(specs)):
+            for s in runs:
+                after = f" (wave {wave}, starts from {names.get(s.init_from or '')})"
+                print(
+                    f"  {s.paper} / {s.name} / seed {s.seed}{after if s.init_from else ''}: "
+                    f"{' '.join(s.overrides)}"
+                )
         return 0
     limit = None if args.time_limit is None else args.time_limit * 60
     results = execute(specs, jobs=args.jobs, time_limit_s=limit)

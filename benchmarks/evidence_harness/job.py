@@ -3,7 +3,9 @@
 
 The spec (``runs.RunSpec.to_dict``) names the config, its overrides (run folder, seed, steps,
 device...), the datasets to score and the image cap; the result (``result.json`` in the run
-folder) holds the spec, the ``metrics.json`` mapping, the wall times and the final loss.
+folder) holds the spec, the ``metrics.json`` mapping, the wall times and the final loss. Paper
+tables a recipe keeps in its final checkpoint (``RECIPE_TABLES``: MS3's Table 1) are copied into
+that mapping before the checkpoints are removed.
 """
 
 from __future__ import annotations
@@ -17,6 +19,21 @@ from pathlib import Path
 from typing import Any
 
 RESULT = "result.json"
+
+RECIPE_TABLES = ("table1",)
+"""Keys of a checkpoint's ``recipe_state`` copied into the run's metrics: ``table1`` = MS3's
+Table 1 (class-text similarities before and after M_I, ``babelseg/recipes/ms3.py``)."""
+
+
+def recipe_tables(run_dir: Path) -> dict[str, Any]:
+    """The ``RECIPE_TABLES`` entries of the final checkpoint's ``recipe_state`` in ``run_dir``
+    (read as JSON and safetensors by ``read_checkpoint_state``: nothing is unpickled); ``{}`` when
+    the recipe keeps none. FileNotFoundError when ``run_dir`` holds no checkpoint."""
+    from babelseg.engine.checkpoint import read_checkpoint_state
+
+    _, state = read_checkpoint_state(run_dir)
+    kept = state.get("recipe_state") or {}
+    return {key: kept[key] for key in RECIPE_TABLES if kept.get(key)}
 
 
 def learned_taxonomy_scores(recipe: Any, datasets_yaml: Path) -> dict[str, Any] | None:
@@ -34,6 +51,19 @@ def learned_taxonomy_scores(recipe: Any, datasets_yaml: Path) -> dict[str, Any] 
     return score_taxonomy(slots.classes(), load_relations(relations), list(recipe.datasets))
 
 
+def clear_training_outputs(run_dir: Path) -> None:
+    """Remove what an earlier training attempt left in ``run_dir`` (checkpoints, config,
+    metrics), which a fresh ``train`` refuses to mix with. The harness trains only runs that are
+    not cached (failed, or a start retrained for a new fine-tuning run), so those files are
+    stale; ``spec.json``, ``job.log`` and ``result.json`` stay."""
+    from babelseg.engine.run_folder import RUN_FILES
+
+    for ckpt in run_dir.glob("ckpt_*"):
+        shutil.rmtree(ckpt, ignore_errors=True)
+    for name in RUN_FILES:
+        (run_dir / name).unlink(missing_ok=True)
+
+
 def run_job(spec: dict[str, Any]) -> dict[str, Any]:
     """Train ``spec``'s config, score it, write and return the result (errors included)."""
     from babelseg.data.declaration import load_declarations
@@ -44,6 +74,7 @@ def run_job(spec: dict[str, Any]) -> dict[str, Any]:
 
     run_dir = Path(spec["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
+    clear_training_outputs(run_dir)
     result: dict[str, Any] = {"spec": spec}
     try:
         cfg = load_config(spec["config"], [*spec["overrides"], f"run_dir={run_dir}"])
@@ -64,9 +95,10 @@ def run_job(spec: dict[str, Any]) -> dict[str, Any]:
         taxonomy = learned_taxonomy_scores(predictor.recipe, Path(cfg.data.datasets_yaml))
         if taxonomy is not None:
             result["metrics"]["taxonomy"] = taxonomy
+        result["metrics"].update(recipe_tables(run_dir))  # before the checkpoints go
     except Exception as e:  # one failed run must not stop the table; the row says it failed
         result["error"] = f"{type(e).__name__}: {e}"
-    if not spec.get("keep_checkpoints", False):
+    if not (spec.get("keep_checkpoints", False) or spec.get("has_dependents", False)):
         for ckpt in run_dir.glob("ckpt_*"):
             shutil.rmtree(ckpt, ignore_errors=True)
     tmp = run_dir / (RESULT + ".tmp")

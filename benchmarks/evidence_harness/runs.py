@@ -1,10 +1,16 @@
 """Training and scoring the runs of a table: in this process, or in parallel subprocesses
-(``--jobs J``), each run's result cached in its folder so that a rerun skips finished runs."""
+(``--jobs J``), each run's result cached in its folder so that a rerun skips finished runs.
+
+A run may start from another run's final checkpoint (``RunSpec.init_from``, fine-tuning): the
+runs train in waves, every run after the one it starts from; the checkpoints of a run others
+start from are kept until all of those finished without error, then removed (unless
+``keep_checkpoints``)."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -29,6 +35,10 @@ class RunSpec:
         eval: Datasets to score. max_images: Val images per dataset (None: all).
         device: ``cpu`` / ``cuda``. cost: Estimated seconds (for ordering and the estimate).
         keep_checkpoints: Keep the checkpoint after scoring.
+        init_from: The run folder whose final checkpoint initialises this run (its overrides
+            carry ``train.init_from``); it trains first. None: no such run.
+        has_dependents: Other runs start from this one: the job keeps its checkpoints and the
+            runner removes them once those runs finished.
     """
 
     paper: str
@@ -42,11 +52,63 @@ class RunSpec:
     device: str
     cost: float
     keep_checkpoints: bool = False
+    init_from: str | None = None
+    has_dependents: bool = False
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-safe; ``init_from`` / ``has_dependents`` only when set, so the results cached
+        before they existed still match their spec."""
         d = asdict(self)
         d["overrides"], d["eval"] = list(self.overrides), list(self.eval)
+        for key, default in (("init_from", None), ("has_dependents", False)):
+            if d[key] == default:
+                del d[key]
         return d
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.paper, self.name, self.seed)
+
+
+def has_checkpoint(run_dir: str | Path) -> bool:
+    """A run folder still holding a finished checkpoint (the ``latest`` pointer may outlive
+    the checkpoints the runner removed)."""
+    from babelseg.engine.checkpoint import latest_checkpoint
+
+    return latest_checkpoint(Path(run_dir)) is not None
+
+
+def waves(specs: Sequence[RunSpec]) -> list[list[RunSpec]]:
+    """``specs`` in training order: wave 0 holds the runs that start from no run of ``specs``,
+    wave n those starting from a run of wave n - 1; each wave seed by seed, the most expensive
+    first. ValueError for a cycle."""
+    by_dir = {s.run_dir: s for s in specs}
+    depth: dict[str, int] = {}
+
+    def level(spec: RunSpec, seen: tuple[str, ...] = ()) -> int:
+        if spec.run_dir in seen:
+            raise ValueError(f"runs start from each other in a cycle: {' -> '.join(seen)}")
+        if spec.run_dir not in depth:
+            parent = by_dir.get(spec.init_from or "")
+            depth[spec.run_dir] = 0 if parent is None else level(parent, (*seen, spec.run_dir)) + 1
+        return depth[spec.run_dir]
+
+    out: list[list[RunSpec]] = [[] for _ in range(1 + max((level(s) for s in specs), default=-1))]
+    for s in specs:
+        out[level(s)].append(s)
+    return [sorted(w, key=lambda s: (s.seed, -s.cost)) for w in out]
+
+
+def _release(specs: Sequence[RunSpec], results: dict[tuple[str, str, int], dict]) -> None:
+    """Remove the checkpoints of runs others start from once all of those finished without
+    error (kept when one failed, so that a rerun retries it without training its start)."""
+    for s in specs:
+        if not s.has_dependents or s.keep_checkpoints:
+            continue
+        users = [results.get(d.key) for d in specs if d.init_from == s.run_dir]
+        if all(r is not None and "error" not in r for r in users):
+            for ckpt in Path(s.run_dir).glob("ckpt_*"):
+                shutil.rmtree(ckpt, ignore_errors=True)
 
 
 def cached(spec: RunSpec) -> dict[str, Any] | None:
@@ -94,23 +156,37 @@ def execute(
 ) -> dict[tuple[str, str, int], dict]:
     """Train and score every spec not already cached; ``jobs`` > 1 runs that many at once,
     each in its own process; seed by seed, the most expensive first. No run starts after
-    ``time_limit_s`` (those left get an error saying so; the runs in flight finish). Returns
-    ``{(paper, name, seed): result}``."""
+    ``time_limit_s`` (those left get an error saying so; the runs in flight finish). A run
+    starting from another (``init_from``) trains after it (``waves``), and not at all when that
+    one failed. Returns ``{(paper, name, seed): result}``."""
     results: dict[tuple[str, str, int], dict] = {}
     todo = []
     for s in specs:
         hit = cached(s)
         if hit is not None:
-            results[(s.paper, s.name, s.seed)] = hit
+            results[s.key] = hit
         else:
             todo.append(s)
-    todo.sort(key=lambda s: (s.seed, -s.cost))  # every configuration at a seed, then the next
+    # a finished run whose checkpoint is gone trains again when a run still to train starts from it
+    needed = {s.init_from for s in todo if s.init_from}
+    for s in specs:
+        if s.run_dir in needed and s.key in results and not has_checkpoint(s.run_dir):
+            del results[s.key]
+            todo.append(s)
     start = time.perf_counter()
     print(f"{len(results)} runs cached, {len(todo)} to train ({jobs} at a time)", flush=True)
+
+    by_dir = {s.run_dir: s for s in specs}
 
     def one(spec: RunSpec) -> dict:
         if time_limit_s is not None and time.perf_counter() - start > time_limit_s:
             return {"spec": spec.to_dict(), "error": "not run: --time-limit reached"}
+        parent = by_dir.get(spec.init_from or "")
+        if parent is not None and "error" in results.get(parent.key, {"error": ""}):
+            why = (
+                f"not run: {parent.name} (seed {parent.seed}), which it starts from, did not finish"
+            )
+            return {"spec": spec.to_dict(), "error": why}
         result = run_job(spec.to_dict()) if jobs <= 1 else _subprocess(spec)
         state = result.get("error") or f"train {result.get('train_s', 0):.0f} s"
         print(
@@ -120,11 +196,13 @@ def execute(
         )
         return result
 
-    if jobs <= 1:
-        done = [one(s) for s in todo]
-    else:
-        with ThreadPoolExecutor(jobs) as pool:
-            done = list(pool.map(one, todo))
-    for s, r in zip(todo, done, strict=True):
-        results[(s.paper, s.name, s.seed)] = r
+    for wave in waves(todo):
+        if jobs <= 1:
+            done = [one(s) for s in wave]
+        else:
+            with ThreadPoolExecutor(jobs) as pool:
+                done = list(pool.map(one, wave))
+        for s, r in zip(wave, done, strict=True):
+            results[s.key] = r
+        _release(specs, results)
     return results

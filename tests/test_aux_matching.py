@@ -10,21 +10,19 @@ import math
 import numpy as np
 import pytest
 import torch
+from tiny_mask_recipe import tiny_mask_recipe
 
 import babelseg.losses.mask_criterion as mask_criterion
 import babelseg.matching.hungarian as hungarian
 from babelseg.data.collate import collate_samples
 from babelseg.data.sample import Annotation, Sample, Task
-from babelseg.engine.builders import build_recipe
 from babelseg.engine.config import load_config
-from babelseg.labels.space import ClassDef, LabelSpace
 from babelseg.losses.box_projection import box_projection_loss
 from babelseg.losses.mask_criterion import LOSS_KEYS, LayerPrediction, MaskCriterion
 from babelseg.matching.groups import MatchGroup
 from babelseg.matching.hungarian import HungarianMatcher
 from babelseg.matching.targets import MaskTargets, stack_targets
 from babelseg.models.outputs import MaskOutput
-from babelseg.recipes.base import RecipeContext
 
 P = 64  # sampled points per mask
 NO_OBJECT = 0.1
@@ -154,32 +152,9 @@ def test_unknown_aux_matching_is_an_error():
 
 # ---------------------------------------------------------------- the recipe
 
-TINY = [
-    "model.backbone_kwargs={widths: [8, 8, 8, 8], depths: [1, 1, 1, 1], norm: gn}",
-    "model.decoder_dim=16",
-    "model.num_queries=4",
-    "model.query_layers=1",
-    "model.query_ffn_dim=32",
-    "recipe.mask.num_points=64",
-    "recipe.learn_temperature=false",
-    "recipe.lmseg.prompt_length=0",
-    "labels.encoder=hash",
-]
-SPACE = LabelSpace([ClassDef("sky"), ClassDef("car", is_thing=True), ClassDef("road")], name="x")
-
 
 def _recipe(name, *overrides):
-    torch.manual_seed(0)
-    cfg = load_config(None, [f"recipe.name={name}", *TINY, *overrides])
-    names = ["pan", "box"]
-    context = RecipeContext(
-        label_spaces={d: SPACE for d in names},
-        texts={},
-        label_texts={},
-        train_datasets=names,
-        embed_dim=4,
-    )
-    return build_recipe(cfg, embed_dim=4, context=context)
+    return tiny_mask_recipe(name, *overrides, datasets=("pan", "box"))
 
 
 def _samples():

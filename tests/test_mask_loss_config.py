@@ -5,42 +5,19 @@ overrides (DaTaSeg Table 10), with clear errors for bad names and values."""
 import numpy as np
 import pytest
 import torch
+from tiny_mask_recipe import tiny_mask_recipe
 
 from babelseg.data.collate import collate_samples
 from babelseg.data.sample import Annotation, Sample, Task
-from babelseg.engine.builders import build_recipe
 from babelseg.engine.config import load_config
-from babelseg.labels.space import ClassDef, LabelSpace
 from babelseg.matching.costs import CostWeights
 from babelseg.models.outputs import MaskOutput
-from babelseg.recipes.base import RecipeContext
 
-TINY = [
-    "model.backbone_kwargs={widths: [8, 8, 8, 8], depths: [1, 1, 1, 1], norm: gn}",
-    "model.decoder_dim=16",
-    "model.num_queries=4",
-    "model.query_layers=1",
-    "model.query_ffn_dim=32",
-    "recipe.mask.num_points=64",
-    "recipe.learn_temperature=false",
-    "recipe.lmseg.prompt_length=0",
-    "labels.encoder=hash",
-]
-SPACE = LabelSpace([ClassDef("sky"), ClassDef("car", is_thing=True), ClassDef("road")], name="x")
 TERMS = ("loss_class", "loss_mask", "loss_dice")
 
 
 def _recipe(name, *overrides, datasets=("pan", "sem")):
-    torch.manual_seed(0)
-    cfg = load_config(None, [f"recipe.name={name}", *TINY, *overrides])
-    context = RecipeContext(
-        label_spaces={d: SPACE for d in datasets},
-        texts={},
-        label_texts={},
-        train_datasets=list(datasets),
-        embed_dim=4,
-    )
-    return build_recipe(cfg, embed_dim=4, context=context)
+    return tiny_mask_recipe(name, *overrides, datasets=datasets)
 
 
 def _sample(name):

@@ -32,6 +32,7 @@ from babelseg.engine.bench_measures import (
 from babelseg.engine.config import Config, load_config
 from babelseg.engine.train_setup import _autocast
 from babelseg.engine.trainer import Trainer
+from babelseg.recipes.base import forward_kwargs
 
 SHAPES: dict[str, list[str]] = {
     "config": [],
@@ -136,10 +137,11 @@ class _StepParts:
         def run() -> None:
             with torch.inference_mode(), self.autocast():
                 texts = t.recipe.step_texts({n: t.texts_dev[n] for n in t.train_names})
-                if t.recipe.forward_takes_texts:
-                    t.recipe(batch.images, texts=[texts[d] for d in batch.datasets])
-                else:
-                    t.recipe(batch.images)
+                per_image = [texts[d] for d in batch.datasets]
+                t.recipe(
+                    batch.images,
+                    **forward_kwargs(t.recipe, texts=per_image, datasets=batch.datasets),
+                )
 
         return run
 

@@ -20,8 +20,14 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-NO_DECAY_EMBEDDINGS = ("query_feat.weight", "query_pos.weight", "level_embed.weight")
-"""Learned query and level embeddings take no weight decay (Mask2Former's WEIGHT_DECAY_EMBED=0)."""
+NO_DECAY_EMBEDDINGS = (
+    "query_feat.weight",
+    "query_pos.weight",
+    "level_embed.weight",
+    "classifier.backgrounds",
+)
+"""Learned query and level embeddings take no weight decay (Mask2Former's WEIGHT_DECAY_EMBED=0);
+nor do DaTaSeg's per-dataset background embeddings (``float[T, D]``), as the shared 1-D one."""
 
 
 def _param_groups(recipe: torch.nn.Module, cfg: Config) -> list[dict]:

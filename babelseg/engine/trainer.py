@@ -47,6 +47,7 @@ from babelseg.engine.train_setup import (
     _prepare_batchnorm,
     _seed_everything,
 )
+from babelseg.recipes.base import forward_kwargs
 
 
 @dataclass
@@ -213,10 +214,14 @@ class Trainer:
 
     def _forward(self, batch: Batch, texts: dict[str, torch.Tensor]):
         """The model on a batch; recipes with ``forward_takes_texts`` also get each image's
-        label-space embeddings (category-guided decoding)."""
-        if self.recipe.forward_takes_texts:
-            return self.model(batch.images, texts=[texts[d] for d in batch.datasets])
-        return self.model(batch.images)
+        label-space embeddings (category-guided decoding), those with
+        ``forward_takes_datasets`` each image's dataset (dataset-specific modules)."""
+        return self.model(
+            batch.images,
+            **forward_kwargs(
+                self.recipe, texts=[texts[d] for d in batch.datasets], datasets=batch.datasets
+            ),
+        )
 
     def _step_texts(self, batch: Batch) -> dict[str, torch.Tensor]:
         """The training datasets' label embeddings of this step (learned prompts make them

@@ -32,6 +32,7 @@ from babelseg.inference.predictor import Predictor, TaskPredictions
 from babelseg.inference.result import SegmentationResult
 from babelseg.inference.windows import InferenceOptions, LogitsFn, batch_scores, network_input
 from babelseg.labels.space import LabelSpace
+from babelseg.recipes.base import forward_kwargs
 
 
 @dataclasses.dataclass
@@ -124,16 +125,14 @@ class SegmentationModel:
         text = text.to(self.predictor.device)
 
         def scores(x: torch.Tensor) -> torch.Tensor:
-            out = self._forward(x, text)
+            out = self._forward(x, text, dataset)
             return self.predictor.recipe.semantic_logits(out, text, dataset=dataset)
 
         return scores
 
-    def _forward(self, x: torch.Tensor, text: torch.Tensor):
-        recipe = self.predictor.recipe
-        if recipe.forward_takes_texts:
-            return recipe(x, texts=[text] * x.shape[0])
-        return recipe(x)
+    def _forward(self, x: torch.Tensor, text: torch.Tensor, dataset: str | None):
+        recipe, n = self.predictor.recipe, x.shape[0]
+        return recipe(x, **forward_kwargs(recipe, texts=[text] * n, datasets=[dataset] * n))
 
     @torch.inference_mode()
     def predict(
@@ -211,7 +210,7 @@ class SegmentationModel:
         if options.single_pass:
             text = vocab.text.to(device)
             x = torch.stack([network_input(im.pixels) for im in batch]).to(device)
-            out = self._forward(x, text)
+            out = self._forward(x, text, vocab.dataset)
             recipe = self.predictor.recipe
             scores = recipe.semantic_logits(out, text, dataset=vocab.dataset).float().cpu()
             if self.predicts_segments:

@@ -29,7 +29,7 @@ from babelseg.labels.encoders.base import TextEncoder
 from babelseg.labels.space import LabelSpace
 from babelseg.labels.texts import label_texts
 from babelseg.models.segments import InstancePrediction, PanopticPrediction
-from babelseg.recipes.base import Recipe
+from babelseg.recipes.base import Recipe, forward_kwargs
 
 TASKS = ("semantic", "panoptic", "instances")
 """What :meth:`Predictor.predict_tasks` can predict."""
@@ -178,17 +178,16 @@ class Predictor:
         None (any other vocabulary goes through the texts alone)."""
         return name if name is not None and name in self.train_datasets else None
 
-    def _forward(self, image: np.ndarray, text: torch.Tensor):
+    def _forward(self, image: np.ndarray, text: torch.Tensor, dataset: str | None):
         """The recipe on one image; ``text float[K, D]`` (already on the device) is passed to
-        recipes whose forward takes texts (category-guided decoding)."""
+        recipes whose forward takes texts (category-guided decoding), ``dataset`` (a training
+        dataset or None) to those whose forward takes datasets (dataset-specific modules)."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(
                 f"Expected a uint8 RGB image [H, W, 3], got {image.dtype}{image.shape}."
             )
         x = normalize_image(image).unsqueeze(0).to(self.device)
-        if self.recipe.forward_takes_texts:
-            return self.recipe(x, texts=[text])
-        return self.recipe(x)
+        return self.recipe(x, **forward_kwargs(self.recipe, texts=[text], datasets=[dataset]))
 
     def _semantic_labels(
         self, out, text: torch.Tensor, size: tuple[int, int], dataset: str | None
@@ -222,7 +221,7 @@ class Predictor:
             ``float[ceil(H/4), ceil(W/4), K]`` (pixel-major).
         """
         text = text_embeddings.to(self.device)
-        out = self._forward(image, text)
+        out = self._forward(image, text, dataset)
         return self.recipe.semantic_logits(out, text, dataset=dataset, pixel_major=True)[0]
 
     @torch.inference_mode()
@@ -296,7 +295,7 @@ class Predictor:
                 "(lmseg, dataseg)."
             )
         text = text_embeddings.to(self.device)
-        out = self._forward(image, text)
+        out = self._forward(image, text, dataset)
         size = (int(image.shape[0]), int(image.shape[1]))
         result = TaskPredictions()
         if "semantic" in tasks:

@@ -57,24 +57,32 @@ class MaskClassificationModel(nn.Module):
 
     @property
     def num_queries(self) -> int:
-        """Number N of mask proposals per image."""
+        """Number N of shared queries (each image's dataset-specific queries come on top)."""
         return self.query_decoder.num_queries
 
-    def forward(self, images: torch.Tensor, texts: list[torch.Tensor] | None = None) -> MaskOutput:
+    def forward(
+        self,
+        images: torch.Tensor,
+        texts: list[torch.Tensor] | None = None,
+        dataset_rows: torch.Tensor | None = None,
+    ) -> MaskOutput:
         """Predict masks and class embeddings.
 
         Args:
             images: ``float[B, 3, H, W]`` ImageNet-normalised images, any H and W.
             texts: Per image ``float[K_b, D]`` label-space text embeddings (used by the query
                 decoder's text attention when it has one).
+            dataset_rows: ``int64[B]`` each image's dataset row (the query decoder's
+                dataset-specific modules, when it has them).
         Returns:
-            :class:`MaskOutput`: ``mask_logits`` ``float[B, N, ceil(H/4), ceil(W/4)]``,
+            :class:`MaskOutput`: ``mask_logits`` ``float[B, N, ceil(H/4), ceil(W/4)]`` (N: the
+            shared queries plus any dataset-specific ones),
             ``class_embeddings`` ``float[B, N, D]``, ``aux`` the earlier layers' (cropped alike).
         """
         height, width = images.shape[-2:]
         images = pad_to_multiple(images, self.pad_multiple)
         decoded = self.decoder(self.backbone(images))
-        out = self.query_decoder(decoded.mask_features, decoded.multi_scale, texts)
+        out = self.query_decoder(decoded.mask_features, decoded.multi_scale, texts, dataset_rows)
         out_h, out_w = math.ceil(height / OUTPUT_STRIDE), math.ceil(width / OUTPUT_STRIDE)
         if out.mask_logits.shape[-2:] == (out_h, out_w):
             return out
@@ -109,6 +117,9 @@ def build_mask_model(
     decoder_norm: str = "gn",
     query_dim: int | None = None,
     num_levels: int = 3,
+    num_datasets: int = 0,
+    dataset_queries: int = 0,
+    dataset_class_heads: bool = False,
 ) -> MaskClassificationModel:
     """Wire backbone -> FPN pixel decoder -> query decoder.
 
@@ -129,6 +140,8 @@ def build_mask_model(
         decoder_norm: Norm of the pixel decoder: ``"gn"``, ``"bn"`` or ``"none"``.
         query_dim: Hidden size of the query decoder (default ``decoder_dim``, as Mask2Former).
         num_levels: Multi-scale levels the query decoder cycles through (at most 3).
+        num_datasets / dataset_queries / dataset_class_heads: The query decoder's
+            dataset-specific modules (DaTaSeg's ablation; none by default).
     Returns:
         The model; ``model.weights_report`` holds the :class:`LoadReport` when weights were given.
     """
@@ -148,6 +161,9 @@ def build_mask_model(
         masked_attention=masked_attention,
         text_attention=text_attention,
         decoding_order=decoding_order,
+        num_datasets=num_datasets,
+        dataset_queries=dataset_queries,
+        dataset_class_heads=dataset_class_heads,
     )
     model = MaskClassificationModel(backbone=module, decoder=decoder, query_decoder=query_decoder)
     model.weights_report = report

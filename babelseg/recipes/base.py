@@ -6,7 +6,8 @@ of :class:`Recipe` (an ABC in the manner of detectron2's ``HookBase``): it must 
 (identity or no-op) and the trainer, evaluator and predictor call them unconditionally, so a
 misspelt override is an error of its own (no silent probing). Class attributes say what a recipe
 is: ``name``, ``supported_annotations``, ``predicts_segments`` (panoptic segments and instances
-besides per-pixel classes), ``forward_takes_texts`` and ``find_unused_parameters``.
+besides per-pixel classes), ``forward_takes_texts``, ``forward_takes_datasets`` and
+``find_unused_parameters``; :func:`forward_kwargs` is how callers honour the two ``forward_*``.
 
 Every recipe module also has a builder, ``build_<name>_recipe(section, *, context)``, that takes
 its own typed config section and the :class:`RecipeContext` (label spaces, texts and the shared
@@ -115,6 +116,9 @@ class Recipe(nn.Module, ABC):
             classification); False: per-pixel classes only.
         forward_takes_texts: ``forward(images, texts=[float[K_b, D] per image])``: the trainer
             and predictor pass each image's label-space embeddings.
+        forward_takes_datasets: ``forward(images, datasets=[name or None per image])``: each
+            image's training dataset (None: a vocabulary of no training dataset), for
+            dataset-specific modules (may be an instance attribute: a setting of the recipe).
         find_unused_parameters: Under torchrun some parameters get no gradient in some steps
             (phases that freeze part of the model): DistributedDataParallel must look for them.
         has_unified_space: True when :meth:`unified_space` answers (a learned label space).
@@ -130,6 +134,7 @@ class Recipe(nn.Module, ABC):
     supported_annotations: ClassVar[frozenset[Annotation]] = frozenset()
     predicts_segments: ClassVar[bool] = False
     forward_takes_texts: ClassVar[bool] = False
+    forward_takes_datasets: bool = False
     find_unused_parameters: ClassVar[bool] = False
     has_unified_space: ClassVar[bool] = False
     target_spec: ClassVar[TargetSpec | None] = None
@@ -253,6 +258,20 @@ class Recipe(nn.Module, ABC):
             f"Recipe '{self.name}' predicts per-pixel classes only; panoptic segments and "
             "instances need a mask-classification recipe (lmseg, dataseg)."
         )
+
+
+def forward_kwargs(
+    recipe: Recipe, *, texts: Sequence[torch.Tensor], datasets: Sequence[str | None]
+) -> dict[str, list]:
+    """The keyword arguments of ``recipe.forward`` besides the images: ``texts`` (one
+    ``float[K_b, D]`` per image) when ``forward_takes_texts``, ``datasets`` (each image's
+    training dataset or None) when ``forward_takes_datasets``."""
+    kwargs: dict[str, list] = {}
+    if recipe.forward_takes_texts:
+        kwargs["texts"] = list(texts)
+    if recipe.forward_takes_datasets:
+        kwargs["datasets"] = list(datasets)
+    return kwargs
 
 
 def _local_sum(tensor: torch.Tensor) -> torch.Tensor:

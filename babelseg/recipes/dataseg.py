@@ -29,6 +29,14 @@ embeddings) for semantic, panoptic and instance data, every parameter shared.
   panoptic: ``panoptic_thresholds``), segments under 4 pixels dropped (panoptic and instance),
   at most 100 instances per image at a score threshold of 0.0. These replace
   ``recipe.mask.object_mask_threshold`` / ``instance_top_k``, which this recipe refuses.
+- Dataset-specific modules (section 4.7, supp. Fig. 8, Tables 5, 7, 8, 9): the paper's ablation
+  alternative, off by default (the paper's method shares every parameter). ``dataset_queries``
+  adds ``Q_d`` learnable queries per training dataset to the decoder's N shared ones (each image
+  its own dataset's); ``dataset_classification`` gives each dataset its own class-embedding head
+  and learnable background. They work with either ``data.sampling`` (each image of a mixed batch
+  uses its own dataset's; :mod:`babelseg.models.heads.dataset_modules`). Inference on a training
+  dataset uses its modules; on any other vocabulary those of ``transfer_dataset``, or, unset, it
+  is an error (the paper: which modules to use there is undefined).
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ import torch
 
 from babelseg.data.collate import Batch
 from babelseg.data.sample import Annotation, Task
+from babelseg.models.heads.dataset_modules import DatasetIndex, DatasetTextClassifier
 from babelseg.models.outputs import MaskOutput
 from babelseg.recipes.base import LossResult, RecipeContext
 from babelseg.recipes.mask_common import MaskRecipe
@@ -65,6 +74,16 @@ class DaTaSegConfig:
         min_segment_area: Panoptic and instance output: segments of fewer pixels are dropped.
         instance_top_k: Instance output: at most this many masks per image.
         instance_score_threshold: Instance output: only masks scoring above it.
+        dataset_queries: ``Q_d``, learnable queries per training dataset fed to the decoder
+            besides the ``model.num_queries`` shared ones (supp. Fig. 8, Table 7 tries 0, 10,
+            20, 30 with 100 shared queries; the paper does not say which Table 5 used). 0: none,
+            the paper's method.
+        dataset_classification: A class-embedding head and a learnable background embedding per
+            training dataset instead of the shared ones (supp. Table 8). False: shared, the
+            paper's method.
+        transfer_dataset: With dataset-specific modules, the training dataset whose modules
+            serve any other vocabulary (held-out datasets, free label lists); None: predicting
+            such a vocabulary is an error. OUR setting: the paper leaves the choice undefined.
     """
 
     merge: bool = True
@@ -76,6 +95,9 @@ class DaTaSegConfig:
     min_segment_area: int = 4
     instance_top_k: int = 100
     instance_score_threshold: float = 0.0
+    dataset_queries: int = 0
+    dataset_classification: bool = False
+    transfer_dataset: str | None = None
 
 
 class DaTaSegRecipe(MaskRecipe):
@@ -83,6 +105,9 @@ class DaTaSegRecipe(MaskRecipe):
 
     Args:
         merge: Apply MERGE (False: the ablation without it).
+        lr_multipliers: ``{dataset: factor}`` of the step's learning rate.
+        dataset_index: The rows of the model's dataset-specific modules (None: it has none);
+            :meth:`forward` then needs each image's dataset.
         **kwargs: :class:`~babelseg.recipes.mask_common.MaskRecipe` arguments.
     """
 
@@ -91,11 +116,64 @@ class DaTaSegRecipe(MaskRecipe):
     forward_takes_texts = False
 
     def __init__(
-        self, *, merge: bool = True, lr_multipliers: Mapping[str, float] | None = None, **kwargs
+        self,
+        *,
+        merge: bool = True,
+        lr_multipliers: Mapping[str, float] | None = None,
+        dataset_index: DatasetIndex | None = None,
+        **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.merge = merge
         self.lr_multipliers = {k: float(v) for k, v in (lr_multipliers or {}).items()}
+        self.dataset_index = dataset_index
+        self.forward_takes_datasets = dataset_index is not None
+
+    def forward(
+        self,
+        images: torch.Tensor,
+        texts: Sequence[torch.Tensor] | None = None,
+        datasets: Sequence[str | None] | None = None,
+    ) -> MaskOutput:
+        """``images float[B, 3, H, W]`` -> MaskOutput (``mask_logits float[B, N + Q_d,
+        ceil(H/4), ceil(W/4)]``); ``datasets``: each image's training dataset (None or another
+        name: ``transfer_dataset``'s modules), needed with dataset-specific modules only.
+
+        Raises:
+            ValueError: dataset-specific modules without one dataset per image, or an image of
+                an untrained vocabulary without ``transfer_dataset``.
+        """
+        rows = None
+        if self.dataset_index is not None:
+            if datasets is None or len(datasets) != images.shape[0]:
+                got = None if datasets is None else len(datasets)
+                raise ValueError(
+                    "The dataseg model has dataset-specific modules: forward needs each "
+                    f"image's dataset (datasets=, {images.shape[0]} names), got {got}."
+                )
+            rows = self.dataset_index.rows(datasets, images.device)
+        return self.model(images, None if texts is None else list(texts), rows)
+
+    def extra_state(self) -> dict:
+        """The datasets of the dataset-specific modules' rows, in order (none without)."""
+        return (
+            {} if self.dataset_index is None else {"module_datasets": self.dataset_index.datasets}
+        )
+
+    def load_extra_state(self, state: Mapping) -> None:
+        """Check the checkpoint's module rows belong to the datasets this recipe was built for.
+
+        Raises:
+            ValueError: they were saved for other datasets or another order.
+        """
+        saved = state.get("module_datasets")
+        if saved is not None and self.dataset_index is not None:
+            if list(saved) != self.dataset_index.datasets:
+                raise ValueError(
+                    f"The checkpoint's dataset-specific modules are for {list(saved)} but the "
+                    f"recipe was built for {self.dataset_index.datasets}; rebuild it with the "
+                    "checkpoint's train_datasets, in order."
+                )
 
     def lr_multiplier(self, datasets: Sequence[str]) -> float:
         """The factor of the batch's one dataset (1 when it has none).
@@ -169,6 +247,17 @@ def _check_settings(section: DaTaSegConfig, mask: MaskRecipeConfig, sampling: st
     for name, value in thresholds.items():
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"recipe.dataseg panoptic threshold of {name} must lie in [0, 1].")
+    queries = section.dataset_queries
+    if isinstance(queries, bool) or not isinstance(queries, int) or queries < 0:
+        raise ValueError(
+            f"recipe.dataseg.dataset_queries must be an integer >= 0 (queries per training "
+            f"dataset; 0: none), got {queries!r}."
+        )
+    if section.transfer_dataset is not None and not (queries or section.dataset_classification):
+        raise ValueError(
+            "recipe.dataseg.transfer_dataset only chooses among dataset-specific modules: set "
+            "dataset_queries > 0 or dataset_classification=true, or remove it."
+        )
     if section.min_segment_area < 0 or section.instance_top_k < 1:
         raise ValueError(
             "recipe.dataseg.min_segment_area must be >= 0 and instance_top_k >= 1, got "
@@ -190,13 +279,33 @@ def build_dataseg_recipe(
 
     Raises:
         ValueError: a per-dataset setting names an undeclared dataset, learning-rate
-            multipliers without ``data.sampling=per_dataset``, or a value out of range.
+            multipliers without ``data.sampling=per_dataset``, a value out of range, or
+            dataset-specific modules without training datasets (``context.train_datasets``)
+            or with a ``transfer_dataset`` not among them.
     """
     _check_dataset_names(section, context)
     _check_settings(section, mask, context.sampling)
+    index = None
+    if section.dataset_queries or section.dataset_classification:
+        index = DatasetIndex(
+            datasets=context.train_datasets, transfer_dataset=section.transfer_dataset
+        )
     kwargs = mask_recipe_arguments(
-        mask, context=context, text_attention=False, projection_weight=section.projection_weight
+        mask,
+        context=context,
+        text_attention=False,
+        projection_weight=section.projection_weight,
+        num_datasets=0 if index is None else len(index.datasets),
+        dataset_queries=section.dataset_queries,
+        dataset_class_heads=section.dataset_classification,
     )
+    if section.dataset_classification:
+        kwargs["classifier"] = DatasetTextClassifier(
+            index=index,
+            embed_dim=context.embed_dim,
+            temperature=context.temperature,
+            learn_temperature=context.learn_temperature,
+        )
     kwargs.update(
         object_mask_threshold=section.panoptic_threshold,
         instance_top_k=section.instance_top_k,
@@ -207,6 +316,7 @@ def build_dataseg_recipe(
     return DaTaSegRecipe(
         merge=section.merge,
         lr_multipliers=section.lr_multipliers,
+        dataset_index=index,
         dataset_loss_weights={k: float(v) for k, v in section.dataset_loss_weights.items()},
         **kwargs,
     )

@@ -24,6 +24,7 @@ from babelseg.losses.mask_criterion import MaskCriterion, at_least_one
 from babelseg.losses.term_weights import TermWeights, weights_for
 from babelseg.matching.groups import MatchGroup
 from babelseg.matching.merge import merge_padded, merge_proposals
+from babelseg.models.heads.dataset_modules import DatasetTextClassifier
 from babelseg.models.heads.text_classifier import TextClassifier
 from babelseg.models.mask_model import OUTPUT_STRIDE, MaskClassificationModel
 from babelseg.models.outputs import MaskOutput
@@ -57,7 +58,7 @@ class MaskRecipe(Recipe):
 
     Args:
         model: The mask-classification network (its query decoder may use texts).
-        classifier: Texts -> class logits.
+        classifier: Texts -> class logits (with one shared or per-dataset background).
         criterion: Matching and set losses.
         object_mask_threshold: Panoptic / instance: minimum class probability of a kept query.
         overlap_threshold: Panoptic: minimum share of a query's mask left after overlaps.
@@ -84,7 +85,7 @@ class MaskRecipe(Recipe):
         self,
         *,
         model: MaskClassificationModel,
-        classifier: TextClassifier,
+        classifier: TextClassifier | DatasetTextClassifier,
         criterion: MaskCriterion,
         object_mask_threshold: float = 0.5,
         overlap_threshold: float = 0.8,
@@ -167,6 +168,7 @@ class MaskRecipe(Recipe):
         text: torch.Tensor,
         merge: tuple[torch.Tensor, int] | None,
         tag: int,
+        name: str,
         weight: float,
         rows: torch.Tensor | None,
         first: int,
@@ -186,7 +188,7 @@ class MaskRecipe(Recipe):
             embeddings, masks = layer.class_embeddings, layer.mask_logits
             if rows is not None:
                 embeddings, masks = embeddings.index_select(0, rows), masks.index_select(0, rows)
-            logits = self.classifier(embeddings, text)  # [b, Q, K + 1]
+            logits = self.classifier(embeddings, text, dataset=name)  # [b, Q, K + 1]
             valid, num_valid = None, None
             if merge is not None:
                 if last and i == 0:
@@ -240,7 +242,9 @@ class MaskRecipe(Recipe):
             else:
                 merge = None
             weight = float(self.dataset_loss_weights.get(name, 1.0))
-            groups += self._groups(layers, idx, text, merge, tag, weight, rows[tag], len(groups))
+            groups += self._groups(
+                layers, idx, text, merge, tag, name, weight, rows[tag], len(groups)
+            )
         weights = [
             self.dataset_weights(name, task=targets.tasks[i[0]], box_only=targets.box_only[i[0]])
             for name, i in by_dataset.items()
@@ -281,9 +285,14 @@ class MaskRecipe(Recipe):
 
     # ------------------------------------------------------------------ inference
     def _image_proposals(
-        self, output: MaskOutput, text: torch.Tensor, b: int, merge: torch.Tensor | None
+        self,
+        output: MaskOutput,
+        text: torch.Tensor,
+        b: int,
+        merge: torch.Tensor | None,
+        dataset: str | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self.classifier(output.class_embeddings[b], text)
+        logits = self.classifier(output.class_embeddings[b], text, dataset=dataset)
         return self._proposals(output.mask_logits[b], logits, merge, drop_absent=True)
 
     def semantic_logits(
@@ -299,7 +308,8 @@ class MaskRecipe(Recipe):
         Args:
             output: The model output for B images.
             text_embeddings: ``float[K, D]`` texts of the label space asked for.
-            dataset: Unused: classes come from the texts alone.
+            dataset: The training dataset of the texts, or None (a per-dataset background uses
+                it).
             pixel_major: Return ``[B, h, w, K]`` instead.
         Returns:
             ``float[B, K, h, w]`` (h, w = ceil(H/4), ceil(W/4)).
@@ -310,7 +320,7 @@ class MaskRecipe(Recipe):
         )
         out = []
         for b in range(output.mask_logits.shape[0]):
-            masks, logits = self._image_proposals(output, text_embeddings, b, merge)
+            masks, logits = self._image_proposals(output, text_embeddings, b, merge, dataset)
             prob = logits.float().softmax(-1)[:, :-1]
             equation = "qk,qhw->hwk" if pixel_major else "qk,qhw->khw"
             out.append(torch.einsum(equation, prob, masks.float().sigmoid()))
@@ -343,7 +353,7 @@ class MaskRecipe(Recipe):
         threshold = self.dataset_object_mask_thresholds.get(dataset, self.object_mask_threshold)
         preds = []
         for b, size in enumerate(sizes):
-            masks, logits = self._image_proposals(output, text_embeddings, b, merge)
+            masks, logits = self._image_proposals(output, text_embeddings, b, merge, dataset)
             preds.append(
                 panoptic_segments(
                     self._upsample(masks, size),
@@ -368,7 +378,7 @@ class MaskRecipe(Recipe):
         """Top-k scored instance masks per image at ``sizes`` (no MERGE)."""
         preds = []
         for b, size in enumerate(sizes):
-            masks, logits = self._image_proposals(output, text_embeddings, b, None)
+            masks, logits = self._image_proposals(output, text_embeddings, b, None, dataset)
             preds.append(
                 instance_masks(
                     self._upsample(masks, size),

@@ -141,6 +141,9 @@ def mask_recipe_arguments(
     text_attention: bool,
     projection_weight: float,
     decoding_order: str = "visual-text",
+    num_datasets: int = 0,
+    dataset_queries: int = 0,
+    dataset_class_heads: bool = False,
 ) -> dict:
     """The network, classifier, criterion and post-processing settings both recipes share:
     keyword arguments of :class:`~babelseg.recipes.mask_common.MaskRecipe`.
@@ -151,6 +154,8 @@ def mask_recipe_arguments(
         text_attention: Category-guided decoding (text cross-attention in the query decoder).
         projection_weight: Box projection loss weight (boxes-only data).
         decoding_order: ``visual-text`` or ``text-visual`` (with ``text_attention``).
+        num_datasets / dataset_queries / dataset_class_heads: The query decoder's
+            dataset-specific modules (DaTaSeg's ablation, ``recipe.dataseg``; none by default).
     """
     m, order = context.model, decoding_order
     if order not in DECODING_ORDERS:
@@ -172,6 +177,9 @@ def mask_recipe_arguments(
         text_attention=text_attention,
         decoding_order=order,
         weights=m.weights,
+        num_datasets=num_datasets,
+        dataset_queries=dataset_queries,
+        dataset_class_heads=dataset_class_heads,
     )
     base, per_dataset = mask_term_weights(
         mask, projection_weight=projection_weight, datasets=context.label_spaces

@@ -19,6 +19,11 @@ class embedding (dimension D of the text embeddings) and a 3-layer MLP mask embe
 product with the stride-4 ``mask_features`` gives the mask logits. The last one is the output,
 the others are ``aux`` (``num_layers`` of them) for the auxiliary losses.
 
+DaTaSeg's dataset-specific ablation (:mod:`~babelseg.models.heads.dataset_modules`): with
+``dataset_queries`` each image's dataset adds its own queries after the N shared ones (the
+outputs then have ``N + dataset_queries`` proposals), with ``dataset_class_heads`` the class
+embedding comes from the image's dataset's linear head instead of the shared one.
+
 No submodule is called ``backbone`` or ``decoder``: checkpoint transfer (``train.init_from``)
 pairs tensors by those names.
 """
@@ -29,52 +34,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from babelseg.models.heads.attention import Attention
+from babelseg.models.heads.dataset_modules import DatasetClassHeads, DatasetQueries
 from babelseg.models.heads.position_encoding import sine_position_encoding
 from babelseg.models.outputs import MaskOutput
 
 DECODING_ORDERS = ("visual-text", "text-visual")
-
-
-class Attention(nn.Module):
-    """Multi-head attention on ``F.scaled_dot_product_attention`` (batch first).
-
-    Args:
-        dim: Model width C (a multiple of ``num_heads``).
-        num_heads: Heads.
-    """
-
-    def __init__(self, *, dim: int, num_heads: int) -> None:
-        super().__init__()
-        self.num_heads = num_heads
-        self.q_proj = nn.Linear(dim, dim)
-        self.k_proj = nn.Linear(dim, dim)
-        self.v_proj = nn.Linear(dim, dim)
-        self.out_proj = nn.Linear(dim, dim)
-
-    def forward(
-        self,
-        query: torch.Tensor,
-        key: torch.Tensor,
-        value: torch.Tensor,
-        mask: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Args:
-            query: ``float[B, Lq, C]``.
-            key: ``float[B, Lk, C]``.
-            value: ``float[B, Lk, C]``.
-            mask: ``bool[B, 1, Lq or 1, Lk]``, True where attending is allowed.
-        Returns:
-            ``float[B, Lq, C]``.
-        """
-        b, lq, c = query.shape
-        h = self.num_heads
-
-        def heads(t: torch.Tensor) -> torch.Tensor:
-            return t.view(b, t.shape[1], h, c // h).transpose(1, 2)
-
-        q, k, v = heads(self.q_proj(query)), heads(self.k_proj(key)), heads(self.v_proj(value))
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        return self.out_proj(out.transpose(1, 2).reshape(b, lq, c))
 
 
 class QueryDecoderLayer(nn.Module):
@@ -185,6 +150,9 @@ class QueryDecoder(nn.Module):
         masked_attention: Mask2Former's masked visual cross-attention.
         text_attention: LMSeg's category-guided decoding (text cross-attention in every layer).
         decoding_order: ``"visual-text"`` (LMSeg's default) or ``"text-visual"``.
+        num_datasets: T training datasets of the dataset-specific modules (0: none).
+        dataset_queries: ``Q_d`` queries per dataset (0: none).
+        dataset_class_heads: One class head per dataset instead of the shared ``class_head``.
     """
 
     def __init__(
@@ -201,6 +169,9 @@ class QueryDecoder(nn.Module):
         masked_attention: bool = True,
         text_attention: bool = False,
         decoding_order: str = "visual-text",
+        num_datasets: int = 0,
+        dataset_queries: int = 0,
+        dataset_class_heads: bool = False,
     ) -> None:
         super().__init__()
         if hidden_dim % 4 or hidden_dim % num_heads:
@@ -249,7 +220,18 @@ class QueryDecoder(nn.Module):
             if p.dim() > 1:
                 nn.init.xavier_uniform_(p)
         self.output_norm = nn.LayerNorm(hidden_dim)
-        self.class_head = nn.Linear(hidden_dim, embed_dim)
+        t, c = num_datasets, hidden_dim
+        self.dataset_queries = (
+            DatasetQueries(num_datasets=t, num_queries=dataset_queries, dim=c)
+            if dataset_queries
+            else None
+        )
+        self.dataset_class_heads = (
+            DatasetClassHeads(num_datasets=t, in_dim=c, embed_dim=embed_dim)
+            if dataset_class_heads
+            else None
+        )
+        self.class_head = None if dataset_class_heads else nn.Linear(hidden_dim, embed_dim)
         self.mask_head = MLP(
             in_dim=hidden_dim, hidden_dim=hidden_dim, out_dim=in_channels, num_layers=3
         )
@@ -260,6 +242,7 @@ class QueryDecoder(nn.Module):
         mask_features: torch.Tensor,
         multi_scale: list[torch.Tensor],
         texts: list[torch.Tensor] | None = None,
+        dataset_rows: torch.Tensor | None = None,
     ) -> MaskOutput:
         """Decode the queries.
 
@@ -269,6 +252,8 @@ class QueryDecoder(nn.Module):
                 ``num_levels``).
             texts: Per image ``float[K_b, D]`` text embeddings of its label space; required with
                 ``text_attention`` (ignored otherwise).
+            dataset_rows: ``int64[B]`` each image's dataset row; required with dataset-specific
+                modules (ignored otherwise).
         Returns:
             :class:`MaskOutput` with ``mask_logits`` ``float[B, N, H, W]``, ``class_embeddings``
             ``float[B, N, D]`` and ``aux``: the same for the initial queries and every layer but
@@ -290,9 +275,12 @@ class QueryDecoder(nn.Module):
         text, text_mask, has_text = self._texts(texts, batch, mask_features.device)
         query_pos = self.query_pos.weight.unsqueeze(0).expand(batch, -1, -1)
         x = self.query_feat.weight.unsqueeze(0).expand(batch, -1, -1)
+        rows = self._rows(dataset_rows, batch)
+        if self.dataset_queries is not None:
+            x, query_pos = self.dataset_queries(x, query_pos, rows)
 
         predictions = []
-        masks, classes, attn_mask = self._predict(x, mask_features, sizes[0])
+        masks, classes, attn_mask = self._predict(x, mask_features, sizes[0], rows)
         predictions.append((masks, classes))
         for i, layer in enumerate(self.layers):
             x = layer(
@@ -307,18 +295,38 @@ class QueryDecoder(nn.Module):
             )
             is_last = i == len(self.layers) - 1
             next_size = None if is_last else sizes[(i + 1) % self.num_levels]
-            masks, classes, attn_mask = self._predict(x, mask_features, next_size)
+            masks, classes, attn_mask = self._predict(x, mask_features, next_size, rows)
             predictions.append((masks, classes))
         aux = [MaskOutput(mask_logits=m, class_embeddings=c) for m, c in predictions[:-1]]
         return MaskOutput(mask_logits=masks, class_embeddings=classes, aux=aux)
 
+    def _rows(self, rows: torch.Tensor | None, batch: int) -> torch.Tensor | None:
+        """The ``int64[B]`` dataset rows, checked present when dataset modules need them."""
+        if self.dataset_queries is None and self.dataset_class_heads is None:
+            return None
+        if rows is None or rows.shape != (batch,):
+            got = None if rows is None else tuple(rows.shape)
+            raise ValueError(
+                f"The query decoder has dataset-specific modules: it needs int64[{batch}] "
+                f"dataset rows (one per image), got {got}."
+            )
+        return rows
+
     def _predict(
-        self, x: torch.Tensor, mask_features: torch.Tensor, attn_size: tuple[int, int] | None
+        self,
+        x: torch.Tensor,
+        mask_features: torch.Tensor,
+        attn_size: tuple[int, int] | None,
+        rows: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Heads on ``float[B, N, C]`` queries -> mask logits ``[B, N, H, W]``, class embeddings
-        ``[B, N, D]`` and, with masked attention, the next layer's ``bool[B, 1, N, h*w]`` mask."""
+        ``[B, N, D]`` (per-dataset heads: by ``rows``) and, with masked attention, the next
+        layer's ``bool[B, 1, N, h*w]`` mask."""
         y = self.output_norm(x)
-        classes = self.class_head(y)
+        if self.dataset_class_heads is not None:
+            classes = self.dataset_class_heads(y, rows)
+        else:
+            classes = self.class_head(y)
         b, c, h, w = mask_features.shape
         masks = torch.bmm(self.mask_head(y), mask_features.reshape(b, c, h * w))
         masks = masks.view(b, -1, h, w)

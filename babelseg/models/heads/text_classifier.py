@@ -7,7 +7,9 @@ cosine similarity ``cos(e, t_k) / tau`` with the label's text embedding ``t_k``.
 - :func:`cosine_logits`: every pixel against every text (the pixel recipes);
 - :class:`TextClassifier`: query class embeddings against the texts plus one learnable "no
   object" / background embedding (the mask recipes: LMSeg eq. 1, DaTaSeg's frozen text
-  classifiers with a shared background).
+  classifiers with a shared background);
+- :func:`background_logits`: the scores both classifiers compute (the per-dataset background of
+  DaTaSeg's ablation is :mod:`babelseg.models.heads.dataset_modules`).
 """
 
 from __future__ import annotations
@@ -68,6 +70,19 @@ def cosine_logits(
     return torch.einsum("bdhw,kd->bkhw", pix, txt) * scale
 
 
+def background_logits(
+    class_embeddings: torch.Tensor,
+    text: torch.Tensor,
+    background: torch.Tensor,
+    scale: torch.Tensor | float,
+) -> torch.Tensor:
+    """Scaled cosine similarity of ``float[..., Q, D]`` class embeddings with the ``float[K, D]``
+    texts and then the ``float[D]`` background: ``float[..., Q, K + 1]``."""
+    keys = torch.cat([text.to(background.dtype), background[None]], dim=0)
+    keys = F.normalize(keys, dim=-1)
+    return scale * F.normalize(class_embeddings, dim=-1) @ keys.T
+
+
 class TextClassifier(nn.Module):
     """Scaled cosine similarity of class embeddings with texts and a learnable background.
 
@@ -87,12 +102,12 @@ class TextClassifier(nn.Module):
         )
         self.background = nn.Parameter(F.normalize(torch.randn(embed_dim), dim=0))
 
-    def forward(self, class_embeddings: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        """``float[..., Q, D]`` and ``float[K, D]`` -> ``float[..., Q, K + 1]`` logits."""
-        keys = torch.cat([text.to(self.background.dtype), self.background[None]], dim=0)
-        keys = F.normalize(keys, dim=-1)
-        queries = F.normalize(class_embeddings, dim=-1)
-        return self.temperature() * queries @ keys.T
+    def forward(
+        self, class_embeddings: torch.Tensor, text: torch.Tensor, *, dataset: str | None = None
+    ) -> torch.Tensor:
+        """``float[..., Q, D]`` and ``float[K, D]`` -> ``float[..., Q, K + 1]`` logits
+        (``dataset``: unused, one background serves every dataset)."""
+        return background_logits(class_embeddings, text, self.background, self.temperature())
 
     def per_image(
         self, class_embeddings: torch.Tensor, texts: Sequence[torch.Tensor]

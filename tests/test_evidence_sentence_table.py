@@ -32,6 +32,7 @@ def test_table_3_rows_train_the_papers_configuration(tiny_synthworld, monkeypatc
         "HD + boxes (L_WD)",
         sentence.WD_SCALED_ROW,
         "HD + noisy (L_LD) + boxes (L_WD)",
+        sentence.EVERYTHING_SCALED_ROW,
         "HD, words",
     ]
     every = _loaded(table.configs["HD + noisy (L_LD) + boxes (L_WD)"], tiny_synthworld)

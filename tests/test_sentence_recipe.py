@@ -1,5 +1,7 @@
 """The sentence recipe's heterogeneous loss: L_HD + L_LD + L_WD, each dataset in its own space."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +16,8 @@ from babelseg.losses.pixel_text import pixel_cross_entropy_sum
 from babelseg.models.builders import build_pixel_model
 from babelseg.models.heads.text_classifier import cosine_logits
 from babelseg.recipes.sentence import SentenceRecipe
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _sample(name, annotation, rng, *, with_boxes=False):
@@ -47,7 +51,9 @@ def test_total_is_the_sum_of_the_three_losses_with_their_normalisers():
     model = build_pixel_model(
         backbone="tiny", backbone_kwargs={"widths": [8, 8, 8, 8]}, decoder_dim=8, embed_dim=6
     )
-    recipe = SentenceRecipe(model=model, noisy_drop_fraction=0.3, box_pooled_size=2).eval()
+    recipe = SentenceRecipe(
+        model=model, noisy_drop_fraction=0.3, box_pooled_size=2, box_loss_weight=0.5
+    ).eval()
     batch = collate_samples(
         [
             _sample("clean", Annotation.CLEAN, rng),
@@ -82,10 +88,22 @@ def test_total_is_the_sum_of_the_three_losses_with_their_normalisers():
         pooled_size=2,
     )
     assert int(n_boxes) == 1
-    expected = (hd + ld.loss_sum) / counts["pixels"] + wd / counts["boxes"]
+    expected = (hd + ld.loss_sum) / counts["pixels"] + 0.5 * wd / counts["boxes"]
     assert torch.allclose(result.total, expected, rtol=1e-5)
     assert 0.0 < result.logs["dropped/noisy"] < 0.31
     assert set(result.per_dataset) == {"clean", "noisy", "boxes"}
+
+
+def test_l_wd_weight_is_the_evidence_rows_by_default_and_the_papers_in_its_config():
+    """0.1 by default (evidence row "L_WD at weight 0.1 (our choice) beats the paper's weight
+    1"); configs/sentence_paper.yaml keeps eq. 8's 1."""
+    assert load_config(None, ["recipe.name=sentence"]).recipe.sentence().box_loss_weight == 0.1
+    model = build_pixel_model(
+        backbone="tiny", backbone_kwargs={"widths": [8, 8, 8, 8]}, decoder_dim=8, embed_dim=6
+    )
+    assert SentenceRecipe(model=model).box_loss_weight == 0.1
+    paper = load_config(ROOT / "configs" / "sentence_paper.yaml", [])
+    assert paper.recipe.sentence().box_loss_weight == 1.0
 
 
 def test_trains_on_noisy_and_boxes_only_datasets(tiny_run_config):
@@ -144,7 +162,7 @@ def test_every_teacher_gets_a_learnable_head_that_l_wd_trains(tiny_run_config):
         out.embeddings, boxes, (64, 64), [texts["boxes"][:1]], pooled_size=4, projection=head
     )
     assert int(n) == 1
-    assert torch.allclose(result.total, wd, rtol=1e-5)
+    assert torch.allclose(result.total, recipe.box_loss_weight * wd, rtol=1e-5)
     result.total.backward()
     assert head.proj.weight.grad is not None and float(head.proj.weight.grad.abs().sum()) > 0
 

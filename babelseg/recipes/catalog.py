@@ -48,7 +48,7 @@ class RecipeConfig:
     box_teacher: str = "text"
     clip_vision_model: str | None = None
     box_pooled_size: int = 4
-    box_loss_weight: float = 1.0
+    box_loss_weight: float = 0.1
     box_head_start: str = "random"
     mask: MaskRecipeConfig = field(default_factory=MaskRecipeConfig)
     lmseg: LMSegConfig = field(default_factory=LMSegConfig)

@@ -42,6 +42,7 @@ dimensions is about 0.8 * sqrt(2 D) when they are unrelated (about 22 for MiniLM
 weight 1 L_WD starts an order of magnitude above L_HD (about 1-3); 0.1 brings it to L_HD's
 scale. The paper gives weight 1 (eq. 8) and no ablation of it."""
 WD_SCALED_ROW = "HD + boxes (L_WD, weight 0.1)"
+EVERYTHING_SCALED_ROW = "HD + noisy (L_LD) + boxes (L_WD, weight 0.1)"
 CLIP_ENV = "BABELSEG_CLIP_VISION_MODEL"
 """Environment variable naming CLIP vision weights for the CLIP-teacher rows."""
 CLIP_ROW = "HD + boxes (L_WD, CLIP teacher)"
@@ -77,6 +78,9 @@ def _configs(hd: list[str], noisy: list[str], boxes: list[str]) -> dict[str, Run
             configs[CLIP_ROW] = cfg(hd + boxes, HD_ON_NOISY, WD, *clip, note="boxes, CLIP")
     if noisy and boxes:
         configs["HD + noisy (L_LD) + boxes (L_WD)"] = cfg(hd + noisy + boxes, LD, WD)
+        configs[EVERYTHING_SCALED_ROW] = cfg(
+            hd + noisy + boxes, LD, WD_SCALED, note="everything, L_WD at weight 0.1 (our choice)"
+        )
     configs["HD, words"] = cfg(hd, HD_ON_NOISY, "labels.text_mode=name", note="bare names")
     return configs
 
@@ -186,6 +190,18 @@ def _loss_claims(roles: WorldRoles) -> list[Claim]:
                 metric=zero_shot,
                 treatment=_measure("HD + noisy (L_LD) + boxes (L_WD)", held),
                 control=_measure("HD", held),
+            )
+        )
+        claims.append(
+            Claim(
+                claim="everything, L_WD at weight 0.1 (our choice), helps",
+                table="SentenceLabels Table 3 (HD vs HD+OI+OB, Segformer-B5), at our weight",
+                paper_effect="+1.3 mIoU (63.1 -> 64.4) at weight 1",
+                paper_sign=+1,
+                metric=zero_shot,
+                treatment=_measure(EVERYTHING_SCALED_ROW, held),
+                control=_measure("HD", held),
+                note="a deviation row: L_WD's weight is ours, not the paper's",
             )
         )
     return claims

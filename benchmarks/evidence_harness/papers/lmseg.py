@@ -223,8 +223,9 @@ def table(roles: WorldRoles) -> PaperTable:
         ]
     claims += _choice_claims(train, panoptic)
     missing = [
-        "Table 4 (CLIP image-encoder initialisation): no CLIP image backbone yet, and no "
-        "weights offline.",
+        "Table 4 (CLIP image-encoder initialisation): the backbone is built (model.backbone=clip, "
+        "model.backbone_kwargs.name_or_path=PATH) but this offline setup has no CLIP weights; "
+        "no row.",
     ]
     if not panoptic:
         missing.append("Table 7 (panoptic): the world has no clean panoptic training dataset.")

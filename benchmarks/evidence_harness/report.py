@@ -115,7 +115,13 @@ def markdown(
         f"Ours = treatment - control, per seed, then the mean, its standard deviation and the "
         f"{INTERVAL} (t with n - 1 degrees of freedom). Verdict: *reproduced* = the paper's sign "
         "and the interval excludes zero; *contradicted* = the opposite sign and the interval "
-        "excludes zero; *inconclusive* otherwise.",
+        "excludes zero; *inconclusive* otherwise. Rows on a choice the paper does not ablate "
+        '("not ablated", or "our choice") read the claim as written: *reproduced* = the '
+        "claim holds here (a deviation of ours that wins, or the paper's unablated choice "
+        "beating ours), *contradicted* = the opposite holds.",
+        "",
+        "The wall time is that of the last call; a table finished over several calls (cached "
+        "runs are not retrained) took longer in all.",
         "",
         "| claim | paper | paper's effect | metric | treatment - control | ours: mean ± sd (n) "
         "| 95 % interval | verdict |",

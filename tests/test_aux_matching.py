@@ -259,8 +259,9 @@ def test_recipe_per_layer_matches_every_layer(monkeypatch):
 # ---------------------------------------------------------------- configs
 
 
-def test_shipped_configs_pick_the_papers_aux_matching():
-    assert load_config("configs/dataseg.yaml").recipe.mask.aux_matching == "last"  # App. E
+def test_shipped_configs_pick_per_layer_matching():
+    # dataseg: per-layer, the evidence row's choice over App. E's last-layer matching
+    assert load_config("configs/dataseg.yaml").recipe.mask.aux_matching == "per_layer"
     assert load_config("configs/lmseg.yaml").recipe.mask.aux_matching == "per_layer"
     assert load_config(None, []).recipe.mask.aux_matching == "per_layer"
 

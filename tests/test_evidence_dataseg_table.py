@@ -1,5 +1,5 @@
-"""The DaTaSeg rows of the evidence harness: the App. E row compares the config's last-layer
-matching with Mask2Former's per-layer matching on the same co-training data."""
+"""The DaTaSeg rows of the evidence harness: the App. E row compares the paper's last-layer
+matching with the config's per-layer matching (Mask2Former's) on the same co-training data."""
 
 from __future__ import annotations
 
@@ -23,13 +23,13 @@ def _loaded(cfg, world: Path):
 def test_app_e_row_compares_last_layer_with_per_layer_matching(tiny_synthworld):
     table = dataseg.table(read_roles(tiny_synthworld))
     cotrain = _loaded(table.configs[dataseg.COTRAIN], tiny_synthworld)
-    per_layer = _loaded(table.configs[dataseg.PER_LAYER], tiny_synthworld)
-    assert cotrain.recipe.mask.aux_matching == "last"
-    assert per_layer.recipe.mask.aux_matching == "per_layer"
-    assert per_layer.data.train == cotrain.data.train  # the same data, only the matching differs
+    last = _loaded(table.configs[dataseg.LAST_LAYER], tiny_synthworld)
+    assert cotrain.recipe.mask.aux_matching == "per_layer"
+    assert last.recipe.mask.aux_matching == "last"
+    assert last.data.train == cotrain.data.train  # the same data, only the matching differs
     (row,) = [c for c in table.claims if c.table == "DaTaSeg App. E (design)"]
-    assert row.treatment.runs == (dataseg.COTRAIN,)
-    assert row.control.runs == (dataseg.PER_LAYER,)
+    assert row.treatment.runs == (dataseg.LAST_LAYER,)
+    assert row.control.runs == (dataseg.COTRAIN,)
     assert row.paper_effect.startswith("not ablated") and "deviation row" in row.note
 
 

@@ -15,12 +15,14 @@ embeddings) for semantic, panoptic and instance data, every parameter shared.
   background weight 0.05. The recipe's defaults are LMSeg's (``recipe.mask``); the paper's
   per-dataset values are set in ``configs/dataseg.yaml``, mapped onto SynthWorld's datasets.
   The paper computes them on full masks at stride 4; ours on uncertainty-sampled points.
-- Deep supervision (App. E): the Hungarian matching is computed once, on the last decoder
-  layer's predictions, and its (query, target) indices are used for every auxiliary layer's
-  losses (``recipe.mask.aux_matching: last`` in ``configs/dataseg.yaml``; the dataclass default
-  ``per_layer`` matches each layer on its own, as Mask2Former). Under MERGE the auxiliary layers
-  are merged by the last layer's arg-max classes, so that the indices mean the same proposals:
-  our choice, App. E does not say how the two meet.
+- Deep supervision (App. E): the paper computes the Hungarian matching once, on the last decoder
+  layer's predictions, and uses its (query, target) indices for every auxiliary layer's losses
+  (``recipe.mask.aux_matching: last``; under MERGE the auxiliary layers are merged by the last
+  layer's arg-max classes so that the indices mean the same proposals: our choice, App. E does
+  not say how the two meet). OUR deviation, the default in ``configs/dataseg.yaml``: every layer
+  matched on its own (``per_layer``, Mask2Former's), chosen by the evidence row "last-layer
+  matching (the paper) vs per-layer matching" (``benchmarks/results/evidence/dataseg.md``:
+  -7.4 [-10.3, -4.4] for last-layer matching, 3 seeds).
 - Co-training (section 3.5, App. F): one dataset per iteration (``data.sampling=per_dataset``)
   with per-dataset sampling ratios (``data.ratios``), loss weights (``dataset_loss_weights``)
   and learning-rate multipliers (``lr_multipliers``: the step's learning rate times its

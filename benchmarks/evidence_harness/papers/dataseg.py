@@ -28,9 +28,10 @@ CONFIG = "configs/dataseg.yaml"
 COTRAIN = "co-training"
 NO_MERGE = "co-training, no MERGE"
 NO_LR_MULT = "co-training, no lr multipliers"
-PER_LAYER = "co-training, per-layer matching"
-"""Mask2Former's deep supervision: every decoder layer matched on its own predictions, where the
-config (App. E) matches the last layer once and reuses its assignment."""
+LAST_LAYER = "co-training, last-layer matching"
+"""App. E's deep supervision: the last decoder layer matched once and its assignment reused for
+every auxiliary layer, where the config matches each layer on its own (Mask2Former's, our
+deviation chosen by this row)."""
 DS_ALL = "co-training + D-S modules"
 """Every dataset-specific module of supp. Fig. 8: queries, class-embedding head, background."""
 DS_CLS = "co-training + D-S classification"
@@ -72,10 +73,10 @@ def _configs(config: str, masks: list[str], boxes: list[str]) -> dict[str, RunCo
         NO_LR_MULT: RunConfig(
             config=config, overrides=(*train, *ones), note="every dataset's lr factor 1"
         ),
-        PER_LAYER: RunConfig(
+        LAST_LAYER: RunConfig(
             config=config,
-            overrides=(*train, "recipe.mask.aux_matching=per_layer"),
-            note="each decoder layer matched on its own (Mask2Former)",
+            overrides=(*train, "recipe.mask.aux_matching=last"),
+            note="the last layer's matching reused for the auxiliary layers (App. E)",
         ),
         DS_ALL: RunConfig(
             config=config,
@@ -133,10 +134,10 @@ def _design_claims(masks: list[str], boxes: list[str], key: dict[str, str]) -> l
             paper_effect="not ablated (a change for training speed, no accuracy claim)",
             paper_sign=+1,
             metric=metric,
-            treatment=measure(COTRAIN),
-            control=measure(PER_LAYER),
+            treatment=measure(LAST_LAYER),
+            control=measure(COTRAIN),
             note="a deviation row: the sign is nominal; contradicted would mean the paper's "
-            "speed-up costs accuracy here",
+            "speed-up costs accuracy here (the config then keeps per-layer matching)",
         ),
     ]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from evidence_harness.job import RESULT  # noqa: E402
-from evidence_harness.runs import RunSpec, cached, execute  # noqa: E402
+from evidence_harness.runs import RunSpec, cached, config_digest, execute  # noqa: E402
 
 
 def _spec(run_dir: Path, seed: int = 0) -> RunSpec:
@@ -39,6 +39,34 @@ def test_a_finished_run_is_reused_only_under_the_same_spec(tmp_path):
     failed = {"spec": spec.to_dict(), "error": "boom"}
     (tmp_path / "a" / RESULT).write_text(json.dumps(failed))
     assert cached(spec) is None  # failed runs are retried
+
+
+def test_a_changed_config_file_is_not_reused(tmp_path):
+    config = tmp_path / "dataseg.yaml"
+    config.write_text("recipe:\n  mask:\n    aux_matching: last\n")
+    before = config_digest(config)
+    base = _spec(tmp_path / "a")
+    fields = {k: getattr(base, k) for k in base.__dataclass_fields__}
+    spec = RunSpec(**{**fields, "config": str(config), "config_digest": before})
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / RESULT).write_text(json.dumps({"spec": spec.to_dict(), "metrics": {}}))
+    assert cached(spec) is not None
+    config.write_text("recipe:\n  mask:\n    aux_matching: per_layer\n")  # same path, new settings
+    after = config_digest(config)
+    assert after != before
+    assert cached(RunSpec(**{**fields, "config": str(config), "config_digest": after})) is None
+    assert config_digest(tmp_path / "absent.yaml") == "missing"
+
+
+def test_the_config_digest_is_of_the_resolved_configuration(tmp_path):
+    explicit = tmp_path / "explicit.yaml"
+    explicit.write_text("train:\n  seed: 0\n")  # 0 is the code's default: same configuration
+    implicit = tmp_path / "implicit.yaml"
+    implicit.write_text("train:\n  steps: 7\n")
+    assert config_digest(explicit, ["train.steps=7"]) == config_digest(implicit)
+    assert config_digest(implicit, ["train.seed=1"]) != config_digest(implicit)
+    (tmp_path / "bad.yaml").write_text("train:\n  stepz: 7\n")
+    assert config_digest(tmp_path / "bad.yaml") == "invalid"
 
 
 def test_time_limit_starts_no_run_after_it_passed(tmp_path):

@@ -15,7 +15,7 @@ from evidence_harness.budget import QUICK_MAX_IMAGES, Budget
 from evidence_harness.claims import PaperTable
 from evidence_harness.papers import PAPERS
 from evidence_harness.report import write_paper
-from evidence_harness.runs import ROOT, RunSpec, execute, waves
+from evidence_harness.runs import ROOT, RunSpec, config_digest, execute, waves
 from evidence_harness.world import WorldRoles, prepare_world
 
 EPILOG = """examples:
@@ -124,6 +124,7 @@ def plan(
             for seed in args.seeds:
                 start = str(run_dir(cfg.init_from, seed)) if cfg.init_from else None
                 init = [f"train.init_from={start}"] if start else []
+                overrides = (*cfg.overrides_for(steps), *common, f"train.seed={seed}", *init)
                 specs.append(
                     RunSpec(
                         paper=table.paper,
@@ -131,17 +132,13 @@ def plan(
                         seed=seed,
                         run_dir=str(run_dir(name, seed)),
                         config=str(ROOT / cfg.config),
-                        overrides=(
-                            *cfg.overrides_for(steps),
-                            *common,
-                            f"train.seed={seed}",
-                            *init,
-                        ),
+                        overrides=overrides,
                         eval=tuple(cfg.eval or roles.datasets),
                         max_images=budget.max_images,
                         device=budget.device,
                         cost=budget.cost(table.paper, steps),
                         keep_checkpoints=args.keep_checkpoints,
+                        config_digest=config_digest(ROOT / cfg.config, overrides),
                         init_from=start,
                         has_dependents=name in starts,
                     )

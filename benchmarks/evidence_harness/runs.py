@@ -8,6 +8,7 @@ start from are kept until all of those finished without error, then removed (unl
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -39,6 +40,9 @@ class RunSpec:
             carry ``train.init_from``); it trains first. None: no such run.
         has_dependents: Other runs start from this one: the job keeps its checkpoints and the
             runner removes them once those runs finished.
+        config_digest: :func:`config_digest` of ``config`` and ``overrides`` when planned, so
+            a cached result whose resolved configuration changed since (same path and
+            overrides, other settings in the file or other defaults in the code) is not reused.
     """
 
     paper: str
@@ -54,6 +58,7 @@ class RunSpec:
     keep_checkpoints: bool = False
     init_from: str | None = None
     has_dependents: bool = False
+    config_digest: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe; ``init_from`` / ``has_dependents`` only when set, so the results cached
@@ -68,6 +73,24 @@ class RunSpec:
     @property
     def key(self) -> tuple[str, str, int]:
         return (self.paper, self.name, self.seed)
+
+
+def config_digest(path: str | Path, overrides: Sequence[str] = ()) -> str:
+    """SHA-256 (first 16 hex digits) of the *resolved* run configuration: the code's defaults,
+    the YAML file and the overrides, as ``babelseg config`` prints them. A cached run is thus
+    retrained when its config file or a recipe default in the code changed. ``"missing"`` /
+    ``"invalid"`` when the file is absent or refused (the job then fails with the loader's
+    error)."""
+    from babelseg.engine.config import load_config
+
+    try:
+        resolved = load_config(path, overrides).to_dict()
+    except FileNotFoundError:
+        return "missing"
+    except ValueError:
+        return "invalid"
+    text = json.dumps(resolved, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def has_checkpoint(run_dir: str | Path) -> bool:

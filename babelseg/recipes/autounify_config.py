@@ -26,12 +26,16 @@ class AutoUnifyConfig:
             no final stage (the mappings are fixed after the last graph phase).
         dataset_logits: Eq. 5's form: ``logsumexp`` (a label's probability is the sum of its
             unified classes' probabilities) or ``paper_sum`` (``s = M u``, the printed form).
-            The default stays ``logsumexp`` until the evidence row "eq. 5 literal vs current"
-            (``benchmarks/evidence_harness/papers/autounify.py``) says otherwise.
+            The default ``logsumexp`` is our deviation, kept by the evidence row "eq. 5 as
+            printed (sum of logits) learns a better taxonomy than the config's form" in
+            ``benchmarks/results/evidence/autounify.md`` (3 seeds: pair F1 -0.24 [-0.28, -0.20]
+            for the printed form, which leaves most cross-dataset pairs unlinked; mIoU -1.5
+            [-3.1, +0.2], inconclusive).
         graph_loss: Eq. 7's form: ``cosine_ce`` (cross-entropy of cosine similarities at
             ``orthogonality_tau``) or ``paper_entropy`` (``-sum_i p_ii log p_ii`` of dot
-            products, the printed form). The default stays ``cosine_ce`` until the evidence row
-            "eq. 7 literal vs current" (same file) says otherwise.
+            products, the printed form, the default). Our ``cosine_ce`` was not shown better
+            (``benchmarks/results/evidence/autounify.md``, 3 seeds: mIoU -0.6 [-1.9, +0.7],
+            pair F1 +0.00 [-0.01, +0.01] for the printed form), so the paper's form is used.
         adjacency_scale: Multiplier of the learnable adjacency logits: how fast the graph phases
             move the edges (the initial edges do not depend on it).
         min_share: Cross-dataset validation: containment both ways for two labels to merge.
@@ -53,7 +57,7 @@ class AutoUnifyConfig:
     warmup_steps: int = 600
     final_steps: int = 200
     dataset_logits: str = "logsumexp"
-    graph_loss: str = "cosine_ce"
+    graph_loss: str = "paper_entropy"
     adjacency_scale: float = 40.0
     min_share: float = 0.3
     min_match: float = 0.3

@@ -4,18 +4,18 @@ against the unified label embeddings, then mapped to each dataset's labels.
 UniSegHead: ``u = s * cos(p, X_u)`` over the unified nodes, then each dataset's label scores in
 one of two forms (``recipe.autounify.dataset_logits``):
 
-- ``logsumexp`` (the default): ``s_c = log sum_{r -> c} exp(u_r)``, eq. 5 applied to
-  probabilities: a label's probability is the sum of its unified classes' probabilities, so a
-  coarse label does not gain from having many children;
+- ``logsumexp`` (the recipe's default, our deviation): ``s_c = log sum_{r -> c} exp(u_r)``,
+  eq. 5 applied to probabilities: a label's probability is the sum of its unified classes'
+  probabilities, so a coarse label does not gain from having many children;
 - ``paper_sum``: eq. 5 as printed, ``s = M u``: a label's logit is the sum of its unified
   classes' logits (0 for a label no class maps to).
 
 With a continuous mapping (graph phases) both sums are weighted by the adjacency. The
-orthogonality loss (``recipe.autounify.graph_loss``) is either ``cosine_ce`` (the default: a
-cross-entropy of cosine similarities with a temperature) or ``paper_entropy`` (eq. 7 as printed:
-``-sum_i p_ii log p_ii`` with ``p_i = softmax(X_u x_i)``). Which default stays is for the evidence
-rows "eq. 5 literal vs current" and "eq. 7 literal vs current"
-(``benchmarks/evidence_harness/papers/autounify.py``) to decide.
+orthogonality loss (``recipe.autounify.graph_loss``) is either ``paper_entropy`` (eq. 7 as
+printed, the recipe's default: ``-sum_i p_ii log p_ii`` with ``p_i = softmax(X_u x_i)``) or
+``cosine_ce`` (ours: a cross-entropy of cosine similarities with a temperature). The evidence
+rows that chose the defaults are named in
+:class:`~babelseg.recipes.autounify_config.AutoUnifyConfig` (``benchmarks/results/evidence/``).
 """
 
 from __future__ import annotations

@@ -93,8 +93,62 @@ def _config_rows(table: PaperTable, results: Results, seeds: Sequence[int], step
     return lines
 
 
+TAXONOMY_KEYS = ("precision", "recall", "f1", "num_unified", "num_world")
+"""The learned-taxonomy scores a run's ``metrics.taxonomy`` carries (``babelseg unify``)."""
+
+
+def taxonomy_scores(table: PaperTable, results: Results, seeds: Sequence[int]) -> dict:
+    """``{configuration: {score: {seed: value}}}`` for the configurations whose runs learned a
+    taxonomy (pair precision / recall / F1 against ``relations.json``, unified and world class
+    counts); empty for papers without one."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for name in table.configs:
+        per_seed = {s: results.get((name, s), {}).get("metrics", {}).get("taxonomy") for s in seeds}
+        got = {s: t for s, t in per_seed.items() if isinstance(t, Mapping)}
+        if got:
+            out[name] = {
+                k: {str(s): float(t[k]) for s, t in got.items() if t.get(k) is not None}
+                for k in TAXONOMY_KEYS
+            }
+    return out
+
+
+def _taxonomy_lines(scores: Mapping[str, Mapping[str, Mapping[str, float]]]) -> list[str]:
+    if not scores:
+        return []
+
+    def mean_sd(values: Mapping[str, float], digits: int) -> str:
+        v = list(values.values())
+        if not v:
+            return "-"
+        m = sum(v) / len(v)
+        sd = (sum((x - m) ** 2 for x in v) / (len(v) - 1)) ** 0.5 if len(v) > 1 else 0.0
+        return f"{m:.{digits}f} ± {sd:.{digits}f}"
+
+    lines = [
+        "",
+        "## Learned taxonomy (pair scores against the world's relations.json)",
+        "",
+        "| configuration | pair precision | pair recall | pair F1 | unified classes per seed "
+        "| world classes |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, score in scores.items():
+        counts = ", ".join(f"{int(v)}" for v in score["num_unified"].values()) or "-"
+        world = sorted({int(v) for v in score["num_world"].values()})
+        lines.append(
+            f"| {name} | {mean_sd(score['precision'], 3)} | {mean_sd(score['recall'], 3)} | "
+            f"{mean_sd(score['f1'], 3)} | {counts} | {', '.join(map(str, world)) or '-'} |"
+        )
+    return lines
+
+
 def markdown(
-    table: PaperTable, rows: list[dict], meta: Mapping[str, Any], config_lines: list
+    table: PaperTable,
+    rows: list[dict],
+    meta: Mapping[str, Any],
+    config_lines: list,
+    taxonomy: Mapping[str, Any] | None = None,
 ) -> str:
     """The Markdown report of one paper."""
     quick = meta["quick"]
@@ -138,6 +192,7 @@ def markdown(
             f"({r['n']}) | {ci} | {verdict_text} |"
         )
     lines += ["", "## Configurations (means over the seeds that finished)", "", *config_lines]
+    lines += _taxonomy_lines(taxonomy or {})
     if table.not_measured:
         lines += ["", "## Not measured here", ""] + [f"- {m}" for m in table.not_measured]
     if quick:
@@ -161,7 +216,10 @@ def write_paper(
     out.mkdir(parents=True, exist_ok=True)
     payload = {"meta": dict(meta), "rows": rows, "config_steps": steps, "runs": runs}
     payload["not_measured"] = table.not_measured
+    taxonomy = taxonomy_scores(table, results, seeds)
+    if taxonomy:
+        payload["taxonomy"] = taxonomy
     (out / f"{table.paper}.json").write_text(json.dumps(payload, indent=1) + "\n")
-    text = markdown(table, rows, meta, _config_rows(table, results, seeds, steps))
+    text = markdown(table, rows, meta, _config_rows(table, results, seeds, steps), taxonomy)
     (out / f"{table.paper}.md").write_text(text)
     return rows

@@ -36,6 +36,10 @@ def taxonomy_score(run: str, key: str):
     return value
 
 
+EQ7_OURS = "autounify, eq. 7 as our cosine CE"
+"""The configuration with our eq. 7 form; ``configs/autounify.yaml`` uses the printed one."""
+
+
 def table(roles: WorldRoles) -> PaperTable:
     """AutoUniSeg Tables 2-3 on the world's clean training datasets."""
     train, held = roles.clean, roles.heldout
@@ -56,11 +60,11 @@ def table(roles: WorldRoles) -> PaperTable:
             phases=PHASES,
             note="s = M u",
         ),
-        "autounify, eq. 7 as printed": RunConfig(
+        EQ7_OURS: RunConfig(
             config="configs/autounify.yaml",
-            overrides=(data, "recipe.autounify.graph_loss=paper_entropy"),
+            overrides=(data, "recipe.autounify.graph_loss=cosine_ce"),
             phases=PHASES,
-            note="-sum p_ii log p_ii",
+            note="cross-entropy of cosine similarities (the config: eq. 7 as printed)",
         ),
         "multi-head": RunConfig(config="configs/multihead.yaml", overrides=(data,)),
     }
@@ -104,24 +108,37 @@ def table(roles: WorldRoles) -> PaperTable:
             ),
         ),
     ]
-    for variant, claim, form in (
-        ("autounify, eq. 5 as printed", "eq. 5 as printed (sum of logits)", "log-sum-exp"),
-        ("autounify, eq. 7 as printed", "eq. 7 as printed (entropy term)", "cosine CE"),
+    # eq. 5: the config keeps our form (the printed one lost on the taxonomy), so the printed
+    # form is the treatment; eq. 7: the config uses the printed form (ours was not shown
+    # better), so our form is the treatment.
+    for variant, claim, form, effect in (
+        (
+            "autounify, eq. 5 as printed",
+            "eq. 5 as printed (sum of logits)",
+            "log-sum-exp, ours",
+            "the paper's form; not compared in the paper",
+        ),
+        (
+            EQ7_OURS,
+            "our eq. 7 (cosine CE)",
+            "the printed entropy term",
+            "our choice against the paper's form; not compared in the paper",
+        ),
     ):
         claims += [
             Claim(
-                claim=f"{claim} beats the current form ({form})",
+                claim=f"{claim} beats the config's form ({form})",
                 table="AutoUniSeg eq. 5 / eq. 7",
-                paper_effect="the paper's form; not compared in the paper",
+                paper_effect=effect,
                 paper_sign=+1,
                 metric=on_train,
                 treatment=m(variant, train),
                 control=m("autounify", train),
             ),
             Claim(
-                claim=f"{claim} learns a better taxonomy than the current form ({form})",
+                claim=f"{claim} learns a better taxonomy than the config's form ({form})",
                 table="AutoUniSeg eq. 5 / eq. 7",
-                paper_effect="the paper's form; not compared in the paper",
+                paper_effect=effect,
                 paper_sign=+1,
                 metric="taxonomy pair F1 against relations.json",
                 treatment=taxonomy(variant, "f1"),
@@ -158,8 +175,9 @@ def table(roles: WorldRoles) -> PaperTable:
         configs=configs,
         claims=claims,
         not_measured=[
-            "Taxonomy pair F1 and unified class counts of every autounify run are in "
-            "`<paper>.json` (each run's `metrics.taxonomy`), not yet a table of their own; "
-            "`babelseg unify --run RUN --relations relations.json` scores one run.",
+            "The taxonomy's target quality (pair F1 >= 0.95 with the world's class count +- 1) "
+            "is a property of the full `configs/autounify.yaml` schedule (2000 steps), not of "
+            "this table's budget; the taxonomy section above scores each run at this budget, and "
+            "`babelseg unify --run RUN --relations relations.json` scores any run.",
         ],
     )

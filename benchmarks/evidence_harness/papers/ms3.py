@@ -223,5 +223,9 @@ def table(roles: WorldRoles) -> PaperTable:
             "fine-tuning reads a dataset the pretraining saw (as the paper's VOC rows).",
             "Tables 2-3's ImageNet, MoCo-v2, DenseCL, PixPro, LSeg and MDP baselines: no "
             "ImageNet or self-supervised pretraining here.",
+            "Table 6's multi-label extension on the visual loss alone: the row runs, but our "
+            "visual-only form has no language table, so eq. 5 compares the visual class means "
+            "with themselves and no class gains an extra positive (`extra_positives` stays 0 "
+            "in the run's metrics): the row does not measure the paper's V + ML.",
         ],
     )

@@ -26,7 +26,9 @@ embeddings) for semantic, panoptic and instance data, every parameter shared.
 - Co-training (section 3.5, App. F): one dataset per iteration (``data.sampling=per_dataset``)
   with per-dataset sampling ratios (``data.ratios``), loss weights (``dataset_loss_weights``)
   and learning-rate multipliers (``lr_multipliers``: the step's learning rate times its
-  dataset's factor).
+  dataset's factor). MERGE and the multipliers stay on as the paper's method although their
+  evidence rows contradict them at our 300-step budget (MERGE -7.2 [-10.9, -3.6], multipliers
+  -5.9 [-6.2, -5.5], ``benchmarks/results/evidence/dataseg.md``); dropping both is not measured.
 - Post-processing (App. F): panoptic proposals kept above a confidence of 0.8 (0.85 for COCO
   panoptic: ``panoptic_thresholds``), segments under 4 pixels dropped (panoptic and instance),
   at most 100 instances per image at a score threshold of 0.0. These replace

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -121,9 +122,8 @@ def _taxonomy_lines(scores: Mapping[str, Mapping[str, Mapping[str, float]]]) -> 
         v = list(values.values())
         if not v:
             return "-"
-        m = sum(v) / len(v)
-        sd = (sum((x - m) ** 2 for x in v) / (len(v) - 1)) ** 0.5 if len(v) > 1 else 0.0
-        return f"{m:.{digits}f} ± {sd:.{digits}f}"
+        sd = statistics.stdev(v) if len(v) > 1 else 0.0
+        return f"{statistics.mean(v):.{digits}f} ± {sd:.{digits}f}"
 
     lines = [
         "",

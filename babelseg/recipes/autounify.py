@@ -27,7 +27,7 @@ Any other vocabulary takes the zero-shot route of :func:`~babelseg.unify.head.ze
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -65,6 +65,10 @@ class AutoUnifyRecipe(Recipe):
         total_steps: The run's training steps (pruning happens after the last).
         temperature: Initial tau of the cosine logits.
         settings: Everything else (:class:`AutoUnifyConfig`).
+        encode_names: Encodes label names (``[L strings] -> float[L, D']``) for the
+            cross-dataset validation's bonus for near-identical label names; called once, when
+            the unified classes are derived. None: the bonus reads ``label_embeddings``, which
+            in the ``dataset`` text modes also differ by the dataset's name in the sentence.
     """
 
     name = "autounify"
@@ -81,6 +85,7 @@ class AutoUnifyRecipe(Recipe):
         total_steps: int,
         temperature: float = 0.07,
         settings: AutoUnifyConfig | None = None,
+        encode_names: Callable[[Sequence[str]], torch.Tensor] | None = None,
     ) -> None:
         super().__init__()
         cfg = settings or AutoUnifyConfig()
@@ -118,6 +123,7 @@ class AutoUnifyRecipe(Recipe):
         self.offsets = self.slots.offsets
         self.phase = "warmup"
         self.validation = CrossDatasetValidation(self.sizes)
+        self.encode_names = encode_names
         self._trainable: dict[str, bool] | None = None
         self._step = 0
 
@@ -171,7 +177,7 @@ class AutoUnifyRecipe(Recipe):
         classes = self.validation.unified_classes(
             reduce_sum=self.reduce_sum,
             device=self.graph.edge_logits.device,  # nccl reduces CUDA tensors, gloo CPU ones
-            label_features=self.graph.label_features,
+            label_features=self._name_features(),
             offsets=self.offsets,
             thresholds=dict(
                 min_share=c.min_share,
@@ -186,6 +192,15 @@ class AutoUnifyRecipe(Recipe):
         self.graph.initialise_from_classes(classes[:n], self.offsets)
         self.slots.start(n)
         self.remap()
+
+    @torch.no_grad()
+    def _name_features(self) -> torch.Tensor:
+        """``float[L, D']`` features of the label names, datasets in order (the graph's label
+        text features when no name encoder was given)."""
+        if self.encode_names is None:
+            return self.graph.label_features
+        names = [name for n in self.datasets for name in self.slots.spaces[n].names]
+        return self.encode_names(names).float()
 
     @property
     def finalised(self) -> bool:
@@ -370,4 +385,7 @@ def build_autounify_recipe(section: AutoUnifyConfig, *, context: RecipeContext) 
         total_steps=context.total_steps,
         temperature=context.temperature,
         settings=section,
+        encode_names=None
+        if context.text_encoder is None
+        else lambda names: context.build_text_encoder("autounify").encode(list(names)),
     )

@@ -43,8 +43,10 @@ class AutoUnifyConfig:
             dataset it has no member in.
         min_presence: Cross-dataset validation: how often (relative to its own dataset) a
             class must be detected in another dataset's images to map to one of its labels.
-        text_weight: Cross-dataset validation: bonus of near-identical label texts in merges.
-        text_floor: Text cosine similarity below which there is no bonus.
+        text_weight: Cross-dataset validation: bonus of near-identical label names in merges
+            (the cosine of the names alone, encoded by the run's text encoder, whatever
+            ``labels.text_mode``; our device, not the paper's).
+        text_floor: Name cosine similarity below which there is no bonus.
         orthogonality_tau: Temperature of the ``cosine_ce`` orthogonality loss.
         zero_shot_tau: Temperature of the zero-shot route (other vocabularies).
     """

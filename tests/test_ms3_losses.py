@@ -13,6 +13,7 @@ from babelseg.losses.multi_label import (
     extra_positive_weight,
     multi_label_targets,
     multi_positive_cross_entropy_sum,
+    positive_pairs,
     weighted_multi_positive_cross_entropy_sum,
 )
 
@@ -153,3 +154,19 @@ def test_weighted_extra_positives_interpolate_between_eq_1_and_eq_7():
         logits, torch.tensor([1]), extra, extra_weight=1.0, allowed=allowed
     )
     assert float(skipped) == 0.0
+
+
+def test_positive_pairs_name_every_label_of_the_other_datasets_behind_a_union_class():
+    # union: 0 car (a, c), 1 road (a), 2 vehicle (b); a's car gains b's vehicle, b's vehicle
+    # gains the union car that a and c share; own classes are never pairs
+    classes = {"a": [0, 1], "b": [2], "c": [0]}
+    positives = {
+        "a": torch.tensor([[True, False, True], [False, True, False]]),
+        "b": torch.tensor([[True, False, True]]),
+        "c": torch.tensor([[True, False, False]]),
+    }
+    assert positive_pairs(positives, classes) == [
+        ["a", 0, "b", 0],
+        ["b", 0, "a", 0],
+        ["b", 0, "c", 0],
+    ]

@@ -315,3 +315,9 @@ def test_multi_label_waits_for_the_start_step_and_full_banks_then_ramps():
     bank.enqueue(torch.tensor([[1.0, 0.0, 0.0, 0.0]]), torch.tensor([2]))  # now full
     positives, _ = recipe._extra_positives(text, None)
     assert positives["b"][1].tolist() == [True, False, True]
+    # Table 8 in the checkpoint state: a's car -> b's tree, b's tree -> a's car
+    state = recipe.extra_state()
+    assert state["table8"] == [["a", 0, "b", 1], ["b", 1, "a", 0]]
+    recipe.multi_label_pairs = []
+    recipe.load_extra_state(state)
+    assert recipe.multi_label_pairs == state["table8"]

@@ -152,3 +152,30 @@ def weighted_multi_positive_cross_entropy_sum(
         log_w = log_w.masked_fill(own_hot, 0.0).masked_fill(extra, math.log(extra_weight))
         numerator = torch.logsumexp(logits + log_w, dim=1)
     return (torch.logsumexp(logits, dim=1) - numerator).sum()
+
+
+def positive_pairs(
+    positives: dict[str, torch.Tensor], dataset_classes: dict[str, list[int]]
+) -> list[list]:
+    """The extra positives of eq. 6 as label pairs (MS3.txt Table 8: "pixels of the former class
+    are mapped to the embedding of the latter").
+
+    Args:
+        positives: ``{dataset: bool[K_d, K]}`` from :func:`multi_label_targets`.
+        dataset_classes: ``{dataset: [union index of each of its classes]}``.
+    Returns:
+        ``[[dataset, label index, other dataset, other label index], ...]``: every label of the
+        other datasets whose union class is an extra positive of the label (own class left out).
+    """
+    labels_of: dict[int, list[tuple[str, int]]] = {}
+    for name, classes in dataset_classes.items():
+        for label, union in enumerate(classes):
+            labels_of.setdefault(int(union), []).append((name, label))
+    out = []
+    for name, rows in positives.items():
+        own = dataset_classes[name]
+        for label, row in enumerate(rows.detach().cpu().tolist()):
+            for union, positive in enumerate(row):
+                if positive and union != own[label]:
+                    out += [[name, label, o, c] for o, c in labels_of.get(union, []) if o != name]
+    return out

@@ -48,6 +48,7 @@ from babelseg.losses.multi_label import (
     class_text_similarity,
     extra_positive_weight,
     multi_label_targets,
+    positive_pairs,
     weighted_multi_positive_cross_entropy_sum,
 )
 from babelseg.losses.pixel_text import pixel_cross_entropy_sum
@@ -135,6 +136,8 @@ class MS3Recipe(Recipe):
         self._pending: list[tuple[ClassMemoryBank, torch.Tensor, torch.Tensor]] = []
         self._visual_now: torch.Tensor | None = None
         self._step = 0
+        self.multi_label_pairs: list[list] = []  # Table 8, at the last checkpoint
+        self._last_extras: dict[str, torch.Tensor] | None = None
 
     # ------------------------------------------------------------------ M_I stage and texts
     @property
@@ -274,6 +277,7 @@ class MS3Recipe(Recipe):
             out[name] = multi_label_targets(
                 similarity, index, valid=stable, max_extra=s.multi_label_max_extra
             )
+        self._last_extras = out  # read back to the host only when a checkpoint is written
         return out, weight
 
     def loss(
@@ -380,10 +384,15 @@ class MS3Recipe(Recipe):
         self._pending, self._visual_now = [], None
 
     def extra_state(self) -> dict:
-        """Table 1 of this run: class-text similarities before and after M_I (JSON-safe)."""
-        return {"table1": self.table1} if self.table1 else {}
+        """Table 1 (class-text similarities before and after M_I) and Table 8 (the last extra
+        positives as ``[dataset, label, other dataset, other label]``) of this run (JSON-safe)."""
+        if self._last_extras is not None:
+            self.multi_label_pairs = positive_pairs(self._last_extras, self.dataset_classes)
+        state = {"table1": self.table1} if self.table1 else {}
+        return state | ({"table8": self.multi_label_pairs} if self.multi_label_pairs else {})
 
     def load_extra_state(self, state: Mapping) -> None:
         """Restore :meth:`extra_state`."""
         if state.get("table1"):
             self.table1 = dict(state["table1"])
+        self.multi_label_pairs = [list(p) for p in state.get("table8", [])]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 Metrics = Mapping[str, Any]
@@ -96,6 +96,20 @@ class PaperTable:
     configs: dict[str, RunConfig]
     claims: list[Claim]
     not_measured: list[str] = field(default_factory=list)
+
+    def restricted(self, names: Sequence[str]) -> PaperTable:
+        """The table with only the configurations ``names`` (and those they start from) and the
+        claims that need no other run: a rerun of some rows, not a full table."""
+        unknown = [n for n in names if n not in self.configs]
+        if unknown:
+            raise ValueError(
+                f"{self.paper}: no configuration(s) {unknown}; it has {', '.join(self.configs)}."
+            )
+        keep = set(names)
+        keep |= {self.configs[n].init_from for n in names if self.configs[n].init_from}
+        claims = [c for c in self.claims if set(c.treatment.runs) | set(c.control.runs) <= keep]
+        configs = {n: cfg for n, cfg in self.configs.items() if n in keep}
+        return replace(self, configs=configs, claims=claims)
 
 
 def dataset_score(metrics: Metrics, dataset: str, key: str) -> float:

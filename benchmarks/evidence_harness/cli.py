@@ -24,6 +24,7 @@ EPILOG = """examples:
   python benchmarks/evidence.py --paper sentence,lmseg --world evidence --device cuda --jobs 10 \\
       --out benchmarks/results/evidence
   python benchmarks/evidence.py --paper lmseg --world my_world.yaml --seeds 0,1,2,3,4 --out ev
+  python benchmarks/evidence.py --paper ms3 --configs "L,L + ML" --steps 1200 --out ev_ml
 
 Writes OUT/<paper>.json and OUT/<paper>.md; the runs live in OUT/runs/ (a rerun skips the runs
 that finished) and generated worlds in --cache.
@@ -64,6 +65,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="minutes after which no new run starts; the reports use the runs that finished "
         "(rerun the command to finish the rest: finished runs are cached)",
     )
+    ap.add_argument(
+        "--configs",
+        default=None,
+        help="only these configurations of the table (comma-separated names, e.g. 'L,L + ML'; "
+        "one paper) and the claims that need no other run",
+    )
     ap.add_argument("--dry-run", action="store_true", help="print the runs and the estimate")
     ap.add_argument("--out", type=Path, required=True, help="output folder")
     args = ap.parse_args(argv)
@@ -79,6 +86,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if unknown:
         ap.error(f"unknown paper(s) {unknown}; choose from {', '.join(PAPERS)} or all")
     args.papers = wanted
+    if args.configs is not None:
+        if len(wanted) != 1:
+            ap.error("--configs names configurations of one paper; give one --paper")
+        args.configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     args.cache, args.out = args.cache.resolve(), args.out.resolve()
     return args
 
@@ -167,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         args.world, scale=scale, seed=args.world_seed, cache=args.cache, workers=min(4, cpus)
     )
     tables = [PAPERS[p](roles) for p in args.papers]
+    if args.configs:
+        tables = [t.restricted(args.configs) for t in tables]
     specs, steps_of = plan(tables, roles, budget, args)
     estimate = sum(s.cost for s in specs) / args.jobs / 60
     print(

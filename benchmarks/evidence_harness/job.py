@@ -20,9 +20,11 @@ from typing import Any
 
 RESULT = "result.json"
 
-RECIPE_TABLES = ("table1",)
+RECIPE_TABLES = ("table1", "table8")
 """Keys of a checkpoint's ``recipe_state`` copied into the run's metrics: ``table1`` = MS3's
-Table 1 (class-text similarities before and after M_I, ``babelseg/recipes/ms3.py``)."""
+Table 1 (class-text similarities before and after M_I), ``table8`` = its Table 8 (the multi-label
+extension's last extra positives as ``[dataset, label, other dataset, other label]``;
+``babelseg/recipes/ms3.py``)."""
 
 
 def recipe_tables(run_dir: Path) -> dict[str, Any]:
@@ -49,6 +51,34 @@ def learned_taxonomy_scores(recipe: Any, datasets_yaml: Path) -> dict[str, Any] 
     if not relations.is_file() or not slots.initialised:
         return None
     return score_taxonomy(slots.classes(), load_relations(relations), list(recipe.datasets))
+
+
+def multi_label_scores(
+    pairs: list[list], label_spaces: dict[str, Any], datasets_yaml: Path
+) -> dict[str, Any] | None:
+    """How MS3's extra positives (``table8`` pairs, label indices) stand against the world's
+    relations: ``related`` pairs share a world class, ``contained`` ones have the first label's
+    world classes inside the second's (the paper's "dirt track -> path", Table 8). None without
+    pairs or relations."""
+    from babelseg.unify.taxonomy import load_relations
+
+    relations = datasets_yaml.parent / "relations.json"
+    if not pairs or not relations.is_file():
+        return None
+    covers = load_relations(relations)["datasets"]
+
+    def worlds(dataset: str, label: int) -> set[str]:
+        return set(covers[dataset]["labels"][label_spaces[dataset].names[label]])
+
+    related = contained = 0
+    named = []
+    for first, a, second, b in pairs:
+        x, y = worlds(first, a), worlds(second, b)
+        related += bool(x & y)
+        contained += x <= y
+        named.append([f"{first}: {label_spaces[first].names[a]}",
+                      f"{second}: {label_spaces[second].names[b]}", bool(x & y)])  # fmt: skip
+    return {"pairs": len(pairs), "related": related, "contained": contained, "named": named}
 
 
 def clear_training_outputs(run_dir: Path) -> None:
@@ -96,6 +126,13 @@ def run_job(spec: dict[str, Any]) -> dict[str, Any]:
         if taxonomy is not None:
             result["metrics"]["taxonomy"] = taxonomy
         result["metrics"].update(recipe_tables(run_dir))  # before the checkpoints go
+        mapping = multi_label_scores(
+            result["metrics"].get("table8", []),
+            predictor.label_spaces,
+            Path(cfg.data.datasets_yaml),
+        )
+        if mapping is not None:
+            result["metrics"]["multi_label"] = mapping
     except Exception as e:  # one failed run must not stop the table; the row says it failed
         result["error"] = f"{type(e).__name__}: {e}"
     if not (spec.get("keep_checkpoints", False) or spec.get("has_dependents", False)):

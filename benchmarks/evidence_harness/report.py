@@ -143,12 +143,49 @@ def _taxonomy_lines(scores: Mapping[str, Mapping[str, Mapping[str, float]]]) -> 
     return lines
 
 
+def multi_label_mappings(table: PaperTable, results: Results, seeds: Sequence[int]) -> dict:
+    """``{configuration: {seed: metrics.multi_label}}``: MS3's last extra positives scored
+    against the world's relations (``job.multi_label_scores``); empty when no run has any."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in table.configs:
+        for s in seeds:
+            got = results.get((name, s), {}).get("metrics", {}).get("multi_label")
+            if isinstance(got, Mapping):
+                out.setdefault(name, {})[str(s)] = dict(got)
+    return out
+
+
+def _multi_label_lines(mappings: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> list[str]:
+    if not mappings:
+        return []
+    lines = [
+        "",
+        "## Multi-label mapping at the end of training (MS3 Table 8, against relations.json)",
+        "",
+        "Extra positives are label pairs of different datasets (pixels of the first are also "
+        "paired with the second's embedding). *Related*: the two share a world class; "
+        "*inside*: the first's world classes lie inside the second's (the paper's intent).",
+        "",
+        "| configuration | seed | extra positives | related | inside | unrelated pairs |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, per_seed in mappings.items():
+        for seed, m in per_seed.items():
+            wrong = [f"{a} -> {b}" for a, b, ok in m.get("named", []) if not ok]
+            lines.append(
+                f"| {name} | {seed} | {m['pairs']} | {m['related']} | {m['contained']} | "
+                f"{'; '.join(wrong) or '-'} |"
+            )
+    return lines
+
+
 def markdown(
     table: PaperTable,
     rows: list[dict],
     meta: Mapping[str, Any],
     config_lines: list,
     taxonomy: Mapping[str, Any] | None = None,
+    multi_label: Mapping[str, Any] | None = None,
 ) -> str:
     """The Markdown report of one paper."""
     quick = meta["quick"]
@@ -193,6 +230,7 @@ def markdown(
         )
     lines += ["", "## Configurations (means over the seeds that finished)", "", *config_lines]
     lines += _taxonomy_lines(taxonomy or {})
+    lines += _multi_label_lines(multi_label or {})
     if table.not_measured:
         lines += ["", "## Not measured here", ""] + [f"- {m}" for m in table.not_measured]
     if quick:
@@ -219,7 +257,11 @@ def write_paper(
     taxonomy = taxonomy_scores(table, results, seeds)
     if taxonomy:
         payload["taxonomy"] = taxonomy
+    multi_label = multi_label_mappings(table, results, seeds)
+    if multi_label:
+        payload["multi_label"] = multi_label
     (out / f"{table.paper}.json").write_text(json.dumps(payload, indent=1) + "\n")
-    text = markdown(table, rows, meta, _config_rows(table, results, seeds, steps), taxonomy)
+    config_lines = _config_rows(table, results, seeds, steps)
+    text = markdown(table, rows, meta, config_lines, taxonomy, multi_label)
     (out / f"{table.paper}.md").write_text(text)
     return rows

@@ -170,3 +170,22 @@ def test_positive_pairs_name_every_label_of_the_other_datasets_behind_a_union_cl
         ["b", 0, "a", 0],
         ["b", 0, "c", 0],
     ]
+
+
+def test_recognised_only_keeps_extra_positives_of_classes_nearest_their_own_text():
+    # union classes: 0 road (dataset a), 1 person (a), 2 road (b), 3 pedestrian (b)
+    similarity = torch.tensor(
+        [
+            [0.9, 0.1, 0.8, 0.0],  # a: road, nearest its own text; b's road scores 0.8
+            [0.7, 0.3, 0.7, 0.6],  # a: person, nearest a's road text: not recognised
+            [0.8, 0.0, 0.9, 0.1],
+            [0.1, 0.5, 0.1, 0.4],  # b: pedestrian, recognised, a's person scores higher
+        ]
+    )
+    a, b = torch.tensor([0, 1]), torch.tensor([2, 3])
+    printed = multi_label_targets(similarity, a)
+    assert printed[1].tolist() == [False, True, True, True]  # eq. 6: road and pedestrian of b
+    gated = multi_label_targets(similarity, a, recognised_only=True)
+    assert gated.tolist() == [[True, False, False, False], [False, True, False, False]]
+    gated_b = multi_label_targets(similarity, b, recognised_only=True)
+    assert gated_b[1].tolist() == [False, True, False, True]  # pedestrian -> person stays

@@ -41,6 +41,7 @@ def multi_label_targets(
     *,
     valid: torch.Tensor | None = None,
     max_extra: int | None = None,
+    recognised_only: bool = False,
 ) -> torch.Tensor:
     """Eq. 6 for one dataset: the positives of each of its classes in the union label space.
 
@@ -51,6 +52,11 @@ def multi_label_targets(
             positives); None = all.
         max_extra: At most this many extra positives per class, those with the highest ``S``
             (ties: the lower index); None = no cap (eq. 6 as written).
+        recognised_only: Only classes whose pixels are nearest their own text among the
+            dataset's classes (``S[y, y] = max over y'' in Y_i of S[y, y'']``) get extra positives
+            (our addition, not the paper's: eq. 6 presumes a network that already separates a
+            dataset's own classes; before it does, a class's pixels sit nearest the text of a
+            frequent class such as road, and eq. 6 would make that class a positive).
     Returns:
         ``bool[K_d, K]``: row c is True at ``classes[c]`` and at the classes of other datasets
         scoring at least as high as ``classes[c]`` itself.
@@ -63,6 +69,9 @@ def multi_label_targets(
     extra = (rows >= own) & others[None]
     if valid is not None:
         extra &= valid[classes][:, None]
+    if recognised_only:
+        inside = rows.index_select(1, classes)  # [K_d, K_d]; ties count as recognised
+        extra &= own >= inside.max(1, keepdim=True).values
     if max_extra is not None:
         if max_extra < 0:
             raise ValueError(f"recipe.ms3.multi_label_max_extra must be >= 0, got {max_extra}.")

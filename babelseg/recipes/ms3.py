@@ -25,7 +25,8 @@ Every pixel is paired with the embeddings of the *union* label space of the trai
   what M_C does without a language branch; this is our reading). Our additions, not the paper's:
   a class gets extra positives only once its bank is full (stable class means), from step
   ``multi_label_start``, their weight ramps from 0 to 1 over ``multi_label_ramp`` steps, and at
-  most ``multi_label_max_extra`` per class are kept.
+  most ``multi_label_max_extra`` per class are kept, for recognised classes only (see
+  ``MS3Config.multi_label_recognised_only``).
 
 The banks, ``V^old`` and T are buffers (saved with the weights: a resumed run continues exactly).
 Under DDP the banks are rank 0's (buffers are broadcast).
@@ -275,8 +276,9 @@ class MS3Recipe(Recipe):
         for name, classes in self.dataset_classes.items():
             index = torch.tensor(classes, device=language.device)
             out[name] = multi_label_targets(
-                similarity, index, valid=stable, max_extra=s.multi_label_max_extra
-            )
+                similarity, index, valid=stable, max_extra=s.multi_label_max_extra,
+                recognised_only=s.multi_label_recognised_only,
+            )  # fmt: skip
         self._last_extras = out  # read back to the host only when a checkpoint is written
         return out, weight
 

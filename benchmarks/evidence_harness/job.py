@@ -126,12 +126,11 @@ def run_job(spec: dict[str, Any]) -> dict[str, Any]:
         if taxonomy is not None:
             result["metrics"]["taxonomy"] = taxonomy
         result["metrics"].update(recipe_tables(run_dir))  # before the checkpoints go
-        mapping = multi_label_scores(
-            result["metrics"].get("table8", []),
-            predictor.label_spaces,
-            Path(cfg.data.datasets_yaml),
+        pairs = result["metrics"].get("table8")  # only ms3 runs with extra positives
+        mapping = pairs and multi_label_scores(
+            pairs, predictor.label_spaces, Path(cfg.data.datasets_yaml)
         )
-        if mapping is not None:
+        if mapping:
             result["metrics"]["multi_label"] = mapping
     except Exception as e:  # one failed run must not stop the table; the row says it failed
         result["error"] = f"{type(e).__name__}: {e}"

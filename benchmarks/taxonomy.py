@@ -53,7 +53,7 @@ def world(name: str, work: Path, *, threads: int) -> tuple[Path, list[str]]:
     args = ["synth", "--out", str(root), "--seed", str(WORLD_SEEDS[name])]
     train = list(TRAIN)
     if name == "renamed":
-        sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+        sys.path[:0] = [p for p in (str(ROOT), str(ROOT / "tests")) if p not in sys.path]
         from test_autounify_second_world import renamed_world
 
         spec = work / "renamed_world.yaml"

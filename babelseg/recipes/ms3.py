@@ -137,7 +137,7 @@ class MS3Recipe(Recipe):
         self._pending: list[tuple[ClassMemoryBank, torch.Tensor, torch.Tensor]] = []
         self._visual_now: torch.Tensor | None = None
         self._step = 0
-        self.multi_label_pairs: list[list] = []  # Table 8, at the last checkpoint
+        self.multi_label_pairs: list[list] = []  # Table 8 restored from a checkpoint
         self._last_extras: dict[str, torch.Tensor] | None = None
 
     # ------------------------------------------------------------------ M_I stage and texts
@@ -388,10 +388,10 @@ class MS3Recipe(Recipe):
     def extra_state(self) -> dict:
         """Table 1 (class-text similarities before and after M_I) and Table 8 (the last extra
         positives as ``[dataset, label, other dataset, other label]``) of this run (JSON-safe)."""
-        if self._last_extras is not None:
-            self.multi_label_pairs = positive_pairs(self._last_extras, self.dataset_classes)
+        extras, classes = self._last_extras, self.dataset_classes  # no extras yet: restored pairs
+        pairs = self.multi_label_pairs if extras is None else positive_pairs(extras, classes)
         state = {"table1": self.table1} if self.table1 else {}
-        return state | ({"table8": self.multi_label_pairs} if self.multi_label_pairs else {})
+        return state | ({"table8": pairs} if pairs else {})
 
     def load_extra_state(self, state: Mapping) -> None:
         """Restore :meth:`extra_state`."""

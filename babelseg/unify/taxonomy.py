@@ -115,19 +115,24 @@ def _ordered(a: LabelRef, b: LabelRef) -> tuple[LabelRef, LabelRef]:
     return (a, b) if a <= b else (b, a)
 
 
-def true_pairs(relations: dict[str, Any], datasets: list[str]) -> set[tuple[LabelRef, LabelRef]]:
-    """Label pairs of different datasets that share a world class."""
+def label_world_classes(relations: dict[str, Any], datasets: list[str]) -> dict[LabelRef, set[str]]:
+    """``{(dataset, label): world classes the label covers}`` for the given datasets."""
     missing = [d for d in datasets if d not in relations["datasets"]]
     if missing:
         raise ValueError(
             f"Datasets {missing} are not in the relations file (it has "
             f"{sorted(relations['datasets'])})."
         )
-    covers = {
+    return {
         (d, lab): set(worlds)
         for d in datasets
         for lab, worlds in relations["datasets"][d]["labels"].items()
     }
+
+
+def true_pairs(relations: dict[str, Any], datasets: list[str]) -> set[tuple[LabelRef, LabelRef]]:
+    """Label pairs of different datasets that share a world class."""
+    covers = label_world_classes(relations, datasets)
     pairs = set()
     for a, wa in covers.items():
         for b, wb in covers.items():

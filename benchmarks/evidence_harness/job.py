@@ -60,24 +60,22 @@ def multi_label_scores(
     relations: ``related`` pairs share a world class, ``contained`` ones have the first label's
     world classes inside the second's (the paper's "dirt track -> path", Table 8). None without
     pairs or relations."""
-    from babelseg.unify.taxonomy import load_relations
+    from babelseg.unify.taxonomy import label_world_classes, load_relations
 
     relations = datasets_yaml.parent / "relations.json"
     if not pairs or not relations.is_file():
         return None
-    covers = load_relations(relations)["datasets"]
-
-    def worlds(dataset: str, label: int) -> set[str]:
-        return set(covers[dataset]["labels"][label_spaces[dataset].names[label]])
-
+    datasets = sorted({p[0] for p in pairs} | {p[2] for p in pairs})
+    covers = label_world_classes(load_relations(relations), datasets)
     related = contained = 0
     named = []
     for first, a, second, b in pairs:
-        x, y = worlds(first, a), worlds(second, b)
-        related += bool(x & y)
+        x_name, y_name = label_spaces[first].names[a], label_spaces[second].names[b]
+        x, y = covers[(first, x_name)], covers[(second, y_name)]
+        shared = bool(x & y)
+        related += shared
         contained += x <= y
-        named.append([f"{first}: {label_spaces[first].names[a]}",
-                      f"{second}: {label_spaces[second].names[b]}", bool(x & y)])  # fmt: skip
+        named.append([f"{first}: {x_name}", f"{second}: {y_name}", shared])
     return {"pairs": len(pairs), "related": related, "contained": contained, "named": named}
 
 

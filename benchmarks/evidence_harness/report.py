@@ -98,20 +98,30 @@ TAXONOMY_KEYS = ("precision", "recall", "f1", "num_unified", "num_world")
 """The learned-taxonomy scores a run's ``metrics.taxonomy`` carries (``babelseg unify``)."""
 
 
+def _per_run(
+    table: PaperTable, results: Results, seeds: Sequence[int], key: str
+) -> dict[str, dict[int, Mapping]]:
+    """``{configuration: {seed: metrics[key]}}`` over the runs whose metrics have ``key``."""
+    out: dict[str, dict[int, Mapping]] = {}
+    for name in table.configs:
+        for s in seeds:
+            got = results.get((name, s), {}).get("metrics", {}).get(key)
+            if isinstance(got, Mapping):
+                out.setdefault(name, {})[s] = got
+    return out
+
+
 def taxonomy_scores(table: PaperTable, results: Results, seeds: Sequence[int]) -> dict:
     """``{configuration: {score: {seed: value}}}`` for the configurations whose runs learned a
     taxonomy (pair precision / recall / F1 against ``relations.json``, unified and world class
     counts); empty for papers without one."""
-    out: dict[str, dict[str, dict[str, float]]] = {}
-    for name in table.configs:
-        per_seed = {s: results.get((name, s), {}).get("metrics", {}).get("taxonomy") for s in seeds}
-        got = {s: t for s, t in per_seed.items() if isinstance(t, Mapping)}
-        if got:
-            out[name] = {
-                k: {str(s): float(t[k]) for s, t in got.items() if t.get(k) is not None}
-                for k in TAXONOMY_KEYS
-            }
-    return out
+    return {
+        name: {
+            k: {str(s): float(t[k]) for s, t in got.items() if t.get(k) is not None}
+            for k in TAXONOMY_KEYS
+        }
+        for name, got in _per_run(table, results, seeds, "taxonomy").items()
+    }
 
 
 def _taxonomy_lines(scores: Mapping[str, Mapping[str, Mapping[str, float]]]) -> list[str]:
@@ -146,13 +156,10 @@ def _taxonomy_lines(scores: Mapping[str, Mapping[str, Mapping[str, float]]]) -> 
 def multi_label_mappings(table: PaperTable, results: Results, seeds: Sequence[int]) -> dict:
     """``{configuration: {seed: metrics.multi_label}}``: MS3's last extra positives scored
     against the world's relations (``job.multi_label_scores``); empty when no run has any."""
-    out: dict[str, dict[str, Any]] = {}
-    for name in table.configs:
-        for s in seeds:
-            got = results.get((name, s), {}).get("metrics", {}).get("multi_label")
-            if isinstance(got, Mapping):
-                out.setdefault(name, {})[str(s)] = dict(got)
-    return out
+    return {
+        name: {str(s): dict(m) for s, m in got.items()}
+        for name, got in _per_run(table, results, seeds, "multi_label").items()
+    }
 
 
 def _multi_label_lines(mappings: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> list[str]:

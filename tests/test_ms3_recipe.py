@@ -66,7 +66,10 @@ def _two_heads(embed_dim: int = 4) -> TwoHeadPixelModel:
     )  # fmt: skip
 
 
-def test_language_only_loss_is_cross_entropy_over_the_union_space():
+@pytest.mark.parametrize("pairing", ["union", "dataset"])
+def test_language_only_loss_is_cross_entropy_over_the_union_space(pairing):
+    """The paper's eq. 1 over every union class; the "dataset" diagnostic over the pixel's own
+    dataset's classes only (the other classes leave the softmax)."""
     torch.manual_seed(0)
     text = F.normalize(torch.randn(3, 4), dim=1)
     recipe = MS3Recipe(
@@ -74,7 +77,7 @@ def test_language_only_loss_is_cross_entropy_over_the_union_space():
         union_texts=["car", "road", "tree"],
         dataset_classes={"a": [0, 1], "b": [1, 2]},
         language_embeddings=text,
-        settings=MS3Config(context_length=0, visual=False, multi_label=False),
+        settings=MS3Config(context_length=0, visual=False, multi_label=False, pairing=pairing),
     ).eval()
     rng = np.random.default_rng(0)
     samples = []
@@ -99,6 +102,8 @@ def test_language_only_loss_is_cross_entropy_over_the_union_space():
     # by hand: logits against all 3 union classes, targets mapped to union indices
     logits = torch.einsum("bdhw,kd->bkhw", F.normalize(out.embeddings, dim=1), text) / 0.07
     logits = F.interpolate(logits, size=(16, 16), mode="bilinear", align_corners=False)
+    if pairing == "dataset":  # a's images leave out "tree", b's image "car"
+        logits[[0, 2], 2] = logits[1, 0] = float("-inf")
     target = batch.semantic.clone()
     target[1][target[1] != 255] += 1  # dataset b: local 0, 1 -> union 1, 2
     want = F.cross_entropy(logits, target, ignore_index=255)
@@ -285,6 +290,22 @@ def test_each_projection_head_feeds_its_own_loss(language, visual):
     assert grads == {"language": language, "visual": visual}
 
 
+def test_multi_label_without_the_language_loss_is_refused():
+    with pytest.raises(ValueError, match="multi_label=true needs language=true"):
+        MS3Recipe(
+            network=_two_heads(),
+            union_texts=["car", "road"],
+            dataset_classes={"a": [0], "b": [1]},
+            language_embeddings=F.normalize(torch.randn(2, 4), dim=1),
+            settings=MS3Config(context_length=0, language=False, multi_label=True),
+        )
+
+
+def test_pairing_names_its_two_choices():
+    with pytest.raises(ValueError, match="pairing must be 'union' or 'dataset'"):
+        MS3Config(pairing="own")
+
+
 def test_multi_label_waits_for_the_start_step_and_full_banks_then_ramps():
     torch.manual_seed(0)
     text = torch.eye(4)[:3]
@@ -303,17 +324,17 @@ def test_multi_label_waits_for_the_start_step_and_full_banks_then_ramps():
     # class 0 ("car", dataset a) pixels look like "tree" (dataset b): an extra positive
     bank.enqueue(torch.tensor([[0.0, 0.0, 1.0, 0.0]] * 2), torch.tensor([0, 0]))
     recipe.on_step_start(4)
-    assert recipe._extra_positives(text, None) == (None, 0.0)  # before the start step
+    assert recipe._extra_positives(text) == (None, 0.0)  # before the start step
     recipe.on_step_start(5)
-    positives, weight = recipe._extra_positives(text, None)
+    positives, weight = recipe._extra_positives(text)
     assert weight == 0.25  # first step of a 4-step ramp
     assert positives["a"][0].tolist() == [True, False, True]
     # class 2 has a bank row only (not full): no extra positives for it yet
     bank.enqueue(torch.tensor([[1.0, 0.0, 0.0, 0.0]]), torch.tensor([2]))
-    positives, _ = recipe._extra_positives(text, None)
+    positives, _ = recipe._extra_positives(text)
     assert positives["b"][1].tolist() == [False, False, True]
     bank.enqueue(torch.tensor([[1.0, 0.0, 0.0, 0.0]]), torch.tensor([2]))  # now full
-    positives, _ = recipe._extra_positives(text, None)
+    positives, _ = recipe._extra_positives(text)
     assert positives["b"][1].tolist() == [True, False, True]
     # Table 8 in the checkpoint state: a's car -> b's tree, b's tree -> a's car
     state = recipe.extra_state()

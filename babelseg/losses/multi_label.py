@@ -125,7 +125,7 @@ def extra_positive_weight(step: int, *, start: int, ramp: int) -> float:
 def weighted_multi_positive_cross_entropy_sum(
     logits: torch.Tensor,
     own: torch.Tensor,
-    extra: torch.Tensor,
+    extra: torch.Tensor | None,
     *,
     extra_weight: float,
     allowed: torch.Tensor | None = None,
@@ -136,7 +136,7 @@ def weighted_multi_positive_cross_entropy_sum(
     Args:
         logits: ``float[N, K]`` scaled similarities.
         own: ``int64[N]`` each row's own class.
-        extra: ``bool[N, K]`` extra positives (the own class is ignored there).
+        extra: ``bool[N, K]`` extra positives (the own class is ignored there); None = none.
         extra_weight: w in [0, 1]; 0 is eq. 1-2, 1 is eq. 7-8.
         allowed: ``bool[K]`` classes that exist (others leave numerator and denominator; rows
             whose own class is not allowed are skipped). None = all.
@@ -144,6 +144,8 @@ def weighted_multi_positive_cross_entropy_sum(
         0-d sum over the rows.
     """
     logits = logits.float()
+    if extra is None:
+        extra = torch.zeros(logits.shape, dtype=torch.bool, device=logits.device)
     rows = torch.ones(len(own), dtype=torch.bool, device=logits.device)
     if allowed is not None:
         logits = logits.masked_fill(~allowed[None], float("-inf"))

@@ -9,27 +9,25 @@ Every pixel is paired with the embeddings of the *union* label space of the trai
   (:class:`~babelseg.labels.prompt.PromptLearner`) are learnt with the pixel-text pairing of eq. 1
   against **frozen** image-side features: the network's own decoder features of the pretraining
   batches (run without gradient, in eval mode) through a linear probe that exists only for this
-  stage. The segmentation network does not train then (its weights get no gradient and no
-  update). The paper adapts CLIP's image tower; offline we have no pretrained image tower, so the
-  network's own features are what is implemented (a CLIP image tower is not). At the stage's end
-  T is computed once with the learned context and kept fixed ("the text encoder is discarded
-  after obtaining the language embeddings T"); Table 1's similarities before and after are kept
-  in :meth:`extra_state`;
+  stage; the network does not train then. The paper adapts CLIP's image tower; offline we have
+  none, so the network's own features are used (a CLIP image tower is not implemented). At the
+  stage's end T is computed once with the learned context and kept fixed ("the text encoder is
+  discarded after obtaining the language embeddings T"); Table 1's similarities before and
+  after are kept in :meth:`extra_state`;
 - **language** (eq. 1): the language head's pixel embeddings vs. T;
 - **visual** (eq. 2-4): a momentum copy of the network embeds each batch; a per-class FIFO memory
   bank keeps its *visual-head* embeddings; the class visual embeddings V are similarity-weighted
   bank averages; the visual head's pixel embeddings are paired with V; L = L_l + alpha L_v;
 - **multi-label** (eq. 5-9): a class also counts as positive every other dataset's class y' with
   S[y, y'] >= S[y, y], S read off a second bank of the momentum *language-head* embeddings
-  against T (for the visual-only ablation, off the visual bank against V: the paper does not say
-  what M_C does without a language branch; this is our reading). Our additions, not the paper's:
-  a class gets extra positives only once its bank is full (stable class means), from step
-  ``multi_label_start``, their weight ramps from 0 to 1 over ``multi_label_ramp`` steps, and at
-  most ``multi_label_max_extra`` per class are kept, for recognised classes only (see
-  ``MS3Config.multi_label_recognised_only``).
+  against T; it needs the language loss (a visual-only run has no pixels aligned with T, and
+  against V a class mean is nearest its own V). Our additions: extra positives once the class's
+  bank is full, from step ``multi_label_start``, weight ramped from 0 to 1 over
+  ``multi_label_ramp`` steps, at most ``multi_label_max_extra`` per class, for recognised
+  classes only (``MS3Config.multi_label_recognised_only``).
 
-The banks, ``V^old`` and T are buffers (saved with the weights: a resumed run continues exactly).
-Under DDP the banks are rank 0's (buffers are broadcast).
+The banks, ``V^old`` and T are buffers (saved with the weights: a resumed run continues exactly;
+under DDP the banks are rank 0's, buffers are broadcast).
 """
 
 from __future__ import annotations
@@ -100,6 +98,12 @@ class MS3Recipe(Recipe):
         s = settings
         if not (s.language or s.visual):
             raise ValueError("recipe.ms3: set at least one of language=true or visual=true.")
+        if s.multi_label and not s.language:
+            raise ValueError(
+                "recipe.ms3.multi_label=true needs language=true: eq. 5 compares the pixel "
+                "embeddings with the language embeddings T, which a visual-only run never "
+                "aligns with its pixels. Set multi_label=false or language=true."
+            )
         if temperature <= 0:
             raise ValueError(f"recipe.temperature must be > 0, got {temperature}.")
         k = len(union_texts)
@@ -120,16 +124,12 @@ class MS3Recipe(Recipe):
         self.probe = None  # M_I's stage-only map from frozen decoder features to the text space
         if self.prompt is not None:
             self.probe = nn.Conv2d(network.decoder.dim, network.embed_dim, kernel_size=1)
-        self.visual_bank = self.language_bank = None
-        if s.visual or (s.multi_label and not s.language):
-            self.visual_bank = ClassMemoryBank(
-                num_classes=k, size=s.bank_size, dim=network.visual_dim
-            )
-        if s.multi_label and s.language:
-            self.language_bank = ClassMemoryBank(
-                num_classes=k, size=s.bank_size, dim=network.embed_dim
-            )
-        uses_bank = self.visual_bank is not None or self.language_bank is not None
+        bank = {"num_classes": k, "size": s.bank_size}
+        self.visual_bank = ClassMemoryBank(**bank, dim=network.visual_dim) if s.visual else None
+        self.language_bank = None  # eq. 5's momentum language-head class means
+        if s.multi_label:
+            self.language_bank = ClassMemoryBank(**bank, dim=network.embed_dim)
+        uses_bank = s.visual or s.multi_label
         self.momentum = MomentumEncoder(network, momentum=s.momentum) if uses_bank else None
         self.table1: dict = {}
         if self.prompt is not None and k >= 2:
@@ -258,7 +258,7 @@ class MS3Recipe(Recipe):
         logs = {"loss_language_stage": value.detach(), "language_stage": 1.0}
         return LossResult(total=value, per_dataset={"language_stage": value.detach()}, logs=logs)
 
-    def _extra_positives(self, language: torch.Tensor, visual: torch.Tensor | None):
+    def _extra_positives(self, language: torch.Tensor):
         """``({dataset: bool[K_d, K]} positives of eq. 6 or None, weight w)`` at this step."""
         s = self.settings
         weight = extra_positive_weight(
@@ -266,11 +266,8 @@ class MS3Recipe(Recipe):
         )
         if not s.multi_label or weight <= 0:
             return None, 0.0
-        if self.language_bank is not None:
-            bank, table = self.language_bank, language.detach()
-        else:
-            bank, table = self.visual_bank, visual
-        similarity = class_text_similarity(bank.class_means(), table)
+        bank = self.language_bank
+        similarity = class_text_similarity(bank.class_means(), language.detach())
         stable = bank.count >= bank.size
         out = {}
         for name, classes in self.dataset_classes.items():
@@ -307,15 +304,15 @@ class MS3Recipe(Recipe):
         if self.language_stage:
             return self._stage_loss(output, batch, language, normalisers["pixels"])
         s = self.settings
-        visual = allowed = None
+        visual = banked = None
         if s.visual:
-            visual, allowed = self.visual_bank.visual_embeddings(), self.visual_bank.valid()
-        extras, weight = self._extra_positives(language, visual)
+            visual, banked = self.visual_bank.visual_embeddings(), self.visual_bank.valid()
+        extras, weight = self._extra_positives(language)
         pairs = []
         if s.language:
             pairs.append(("language", output.embeddings, language, None, 1.0))
         if s.visual:
-            pairs.append(("visual", output.visual_embeddings, visual, allowed, s.alpha))
+            pairs.append(("visual", output.visual_embeddings, visual, banked, s.alpha))
         sums = {"language": language.new_zeros(()), "visual": language.new_zeros(())}
         per_dataset: dict[str, torch.Tensor] = {}
         for name, idx in group_by_dataset(batch.datasets).items():
@@ -324,13 +321,13 @@ class MS3Recipe(Recipe):
             valid = target != 255
             local = target[valid]
             own = torch.tensor(self.dataset_classes[name], device=local.device)[local]
-            extra = (
-                torch.zeros(len(own), len(language), dtype=torch.bool, device=own.device)
-                if extras is None
-                else extras[name][local]
-            )
-            part = language.new_zeros(())
-            for kind, pixels, table, mask, alpha in pairs:
+            extra = None if extras is None else extras[name][local]
+            part, mine = language.new_zeros(()), None
+            if s.pairing == "dataset":  # diagnostic: the softmax over its own dataset's classes
+                mine = torch.zeros(len(language), dtype=torch.bool, device=own.device)
+                mine[self.dataset_classes[name]] = True
+            for kind, pixels, table, allowed, alpha in pairs:
+                mask = mine if allowed is None else allowed if mine is None else allowed & mine
                 logits = cosine_logits(pixels.index_select(0, index), table, self.scale)
                 if logits.shape[-2:] != target.shape[-2:]:
                     logits = F.interpolate(

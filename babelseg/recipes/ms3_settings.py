@@ -51,6 +51,10 @@ class MS3Config:
             written). Chosen by the evidence row "extra positives only for recognised classes
             (ours) beat eq. 6 for every class" of ``benchmarks/results/evidence/
             ms3_multi_label.md``: +15.4 mIoU [+13.1, +17.7] (3 seeds, 300 steps).
+        pairing: The classes each pixel's softmax runs over in eq. 1-2: ``"union"`` (the paper:
+            every class of every training dataset) or ``"dataset"`` (only its own dataset's
+            classes, as the CE baselines do; a diagnostic of ours that the evidence row "the
+            union softmax costs language alone mIoU" measures, not the paper's method).
     """
 
     context_length: int = 13
@@ -70,6 +74,7 @@ class MS3Config:
     multi_label_ramp: int = 300
     multi_label_max_extra: int | None = 2
     multi_label_recognised_only: bool = True
+    pairing: str = "union"
 
     def __post_init__(self) -> None:
         if self.prompt_steps is not None:
@@ -83,6 +88,10 @@ class MS3Config:
             if self.multi_label_max_extra is None
             else self.multi_label_max_extra,
         }
+        if self.pairing not in ("union", "dataset"):
+            raise ValueError(
+                f"recipe.ms3.pairing must be 'union' or 'dataset', got {self.pairing!r}."
+            )
         bad = {k: v for k, v in counts.items() if v < 0}
         if bad:
             raise ValueError(f"recipe.ms3: these settings must be >= 0, got {bad}.")

@@ -112,7 +112,11 @@ def test_quick_ms3_table_has_every_table(tiny_synthworld, tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     report = json.loads((out / "ms3.json").read_text())
     tables = {r["table"] for r in report["rows"]}
-    assert tables == {f"MS3 Table {t}" for t in (1, 2, 3, 4, 5, 6, 9)} | {"MS3 eq. 6", "MS3 eq. 1"}
+    assert tables == {f"MS3 Table {t}" for t in (1, 2, 3, 4, 5, 6, 9)} | {
+        "MS3 eq. 6",
+        "MS3 eq. 1",
+        "MS3 eq. 2",
+    }
     # every row has a number: Table 1's come from the L + V run's checkpoint, kept in its result
     assert all(r["mean"] is not None for r in report["rows"])
     table1 = json.loads((out / "runs" / "ms3" / "L_V" / "seed0" / "result.json").read_text())

@@ -72,3 +72,25 @@ def test_the_report_lists_the_unrelated_extra_positives():
     found = multi_label_mappings(table, results, [0])
     assert list(found) == ["L + ML"]
     assert "| L + ML | 0 | 2 | 1 | 1 | a: car -> b: tree |" in _multi_label_lines(found)
+
+
+def test_union_conflicts_list_other_datasets_labels_of_the_same_world_class():
+    from union_conflicts import union_conflicts
+
+    relations = {
+        "world_classes": ["person", "road", "sky"],
+        "datasets": {
+            "a": {"labels": {"person": ["person"], "road": ["road"]}},
+            "b": {"labels": {"pedestrian": ["person"], "background": ["road", "sky"]}},
+        },
+    }
+    conflicts = union_conflicts(relations, ["a", "b"])
+    assert conflicts == {
+        ("a", "person"): ["pedestrian"],
+        ("a", "road"): ["background"],
+        ("b", "pedestrian"): ["person"],
+        ("b", "background"): ["road"],
+    }
+    # a label two datasets share by name is one union class, never its own negative
+    relations["datasets"]["b"]["labels"]["road"] = ["road"]
+    assert union_conflicts(relations, ["a", "b"])[("a", "road")] == ["background"]

@@ -40,7 +40,7 @@ class MS3Config:
             ``benchmarks/results/evidence/ms3_multi_label.md`` (3 seeds, 300 steps) measured
             -0.8 mIoU [-2.7, +1.0]; as printed (no gate) it collapsed training (-16.0 with
             language, -15.1 with language + visual, ``ms3.md``). ``configs/ms3.yaml`` agrees.
-            In a visual-only run (``language=false``) it never adds a positive.
+            Needs ``language=true`` (eq. 5 reads the pixels against the language table T).
         multi_label_start: First step at which extra positives count (our choice; stable class
             means: a class also needs a full language bank).
         multi_label_ramp: Steps over which their weight rises from 0 to 1 (our choice).

@@ -9,6 +9,8 @@ from the same renaming at the default scale, not in a test."""
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import yaml
 
@@ -95,3 +97,16 @@ def test_autounify_learns_and_scores_a_taxonomy_on_a_renamed_world(tmp_path, cap
         if lab is not None
     }
     assert labels and all(lab.endswith(" class") for lab in labels)
+    # benchmarks/taxonomy_diagnosis.py reads the same run: its final classes are unify's
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from taxonomy_diagnosis import main as diagnose
+
+    from babelseg.cli.labels_cmd import load_label_space
+
+    first = [load_label_space(names=[], data=root / "datasets.yaml", dataset=n)[0].names[0]
+             for n in names[:2]]  # fmt: skip
+    pair = f"{names[0]}:{first[0]}={names[1]}:{first[1]}"
+    assert diagnose([str(cfg.run_dir), "--world", str(root), "--pair", pair]) == 0
+    report = capsys.readouterr().out
+    assert f"final classes: {scores['num_unified']}" in report
+    assert "initial classes (cross-dataset validation): " in report and " in " in report

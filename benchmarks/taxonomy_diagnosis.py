@@ -1,0 +1,104 @@
+"""Why an ``autounify`` run ends with the unified classes it has.
+
+Reads a run's last checkpoint (the warm-up's associations and the final mappings, as saved by
+the recipe), recomputes the *initial* unified classes of cross-dataset validation from the
+associations (``babelseg/unify/node_count.py``, with the config's thresholds and the label names
+encoded by its text encoder), prints them beside the *final* classes (after the graph phases),
+and, for each ``--pair``, the containments that decided whether two labels merge: label ``a`` in
+label ``b`` and the reverse, each side's best match, the "unlabelled" share, and presence.
+
+Not a test; no training. Example (issue 15's default-world seed-1 run):
+
+    python benchmarks/taxonomy_diagnosis.py runs/taxonomy/run_default_seed1 \\
+        --world runs/taxonomy/world_default \\
+        --pair "pascal_objects:dining table=home_scenes:table" \\
+        --pair "metro_drive:rider=vista_roads:cyclist"
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from babelseg.cli.labels_cmd import load_label_space  # noqa: E402
+from babelseg.engine.builders import build_text_encoder_from_config  # noqa: E402
+from babelseg.engine.checkpoint import latest_checkpoint, read_checkpoint_state  # noqa: E402
+from babelseg.engine.config import load_config  # noqa: E402
+from babelseg.unify.cross_validation import text_similarity  # noqa: E402
+from babelseg.unify.node_count import containment, initial_unified_classes, presence  # noqa: E402
+from babelseg.unify.transport import NO_LABEL  # noqa: E402
+
+Classes = list[dict[str, int | None]]
+
+
+def _row(cls: dict[str, int | None], names: dict[str, list[str]]) -> str:
+    return " | ".join(f"{d}: {'-' if v is None else names[d][v]}" for d, v in cls.items())
+
+
+def final_classes(state: dict, datasets: list[str]) -> Classes:
+    """The run's final unified classes (one per merged group of active slots)."""
+    out: dict[int, dict[str, int | None]] = {}
+    groups = state.get("class_of_slot")
+    for slot, active in enumerate(state["active"]):
+        if active:
+            labels = {d: state["assign"][d][slot] for d in datasets}
+            key = slot if groups is None else groups[slot]
+            out.setdefault(key, {d: None if v == NO_LABEL else v for d, v in labels.items()})
+    return list(out.values())
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run", type=Path, help="an autounify run folder")
+    ap.add_argument("--world", type=Path, required=True, help="its world (holds datasets.yaml)")
+    ap.add_argument("--pair", action="append", default=[], help="'A:label=B:label'")
+    args = ap.parse_args(argv)
+    if latest_checkpoint(args.run) is None:
+        ap.error(f"{args.run} has no finished checkpoint.")
+    cfg = load_config(args.run / "config.yaml")
+    latest, saved = read_checkpoint_state(args.run)
+    state = saved.get("recipe_state", {})
+    if "assoc" not in state:
+        ap.error(f"{latest} holds no autounify associations (not an autounify run?).")
+    datasets = list(state["assoc"])
+    yaml_path = args.world / "datasets.yaml"
+    names = {d: load_label_space(names=[], data=yaml_path, dataset=d)[0].names for d in datasets}
+    assoc = {b: {a: np.asarray(m) for a, m in r.items()} for b, r in state["assoc"].items()}
+    soft = {b: {a: np.asarray(m) for a, m in r.items()} for b, r in state["assoc_soft"].items()}
+    sizes = {d: len(names[d]) for d in datasets}
+    offsets = dict(zip(datasets, np.cumsum([0] + list(sizes.values()))[:-1]))
+    encoder = build_text_encoder_from_config(cfg.labels)
+    features = encoder.encode([n for d in datasets for n in names[d]]).float()
+    s = cfg.recipe.autounify
+    initial = initial_unified_classes(
+        assoc, datasets, soft=soft, text_similarity=text_similarity(features, offsets, sizes),
+        min_share=s.min_share, min_match=s.min_match, min_presence=s.min_presence,
+        text_weight=s.text_weight, text_floor=s.text_floor,
+    )  # fmt: skip
+    final = final_classes(state, datasets)
+    print(f"initial classes (cross-dataset validation): {len(initial)}")
+    print("\n".join(f"  {_row(c, names)}" for c in initial))
+    same = sorted(map(str, initial)) == sorted(map(str, final))
+    print(f"final classes: {len(final)}" + (" (the same as the initial ones)" if same else ""))
+    if not same:
+        print("\n".join(f"  {_row(c, names)}" for c in final))
+    for pair in args.pair:
+        (a, la), (b, lb) = (side.split(":", 1) for side in pair.split("="))
+        ia, ib = names[a].index(la), names[b].index(lb)
+        fwd, bwd = containment(soft, a, b)[ia], containment(soft, b, a)[ib]
+        print(
+            f"{a}:{la} in {b}:{lb} {fwd[ib]:.3f} (its best: {names[b][fwd[:-1].argmax()]} "
+            f"{fwd[:-1].max():.3f}, unlabelled {fwd[-1]:.3f}); reverse {bwd[ia]:.3f} (its best: "
+            f"{names[a][bwd[:-1].argmax()]} {bwd[:-1].max():.3f}, unlabelled {bwd[-1]:.3f}); "
+            f"presence {presence(assoc, a, ia, b):.2f} / {presence(assoc, b, ib, a):.2f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

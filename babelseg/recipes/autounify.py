@@ -216,8 +216,9 @@ class AutoUnifyRecipe(Recipe):
             self.slots.remap(self.graph.adjacency().detach().cpu().numpy())
 
     def prune(self) -> None:
-        """Drop nodes mapped to nothing; merge nodes with identical mappings everywhere."""
-        self.slots.prune()
+        """Drop nodes mapped to nothing (and, with ``drop_redundant``, nodes with no label of
+        their own); merge nodes with identical mappings everywhere."""
+        self.slots.prune(drop_redundant=self.settings.drop_redundant)
 
     def finalise(self) -> None:
         """The final mappings: one last remap from the adjacency, then pruning."""

@@ -51,17 +51,28 @@ class SlotMappings:
             part = adjacency[:, start : start + self.sizes[name]]
             self.assign[name] = boolean_mapping(part, active=active).tolist()
 
-    def prune(self) -> None:
-        """Drop slots mapped to nothing; merge slots with identical mappings everywhere."""
+    def prune(self, *, drop_redundant: bool = False) -> None:
+        """Drop slots mapped to nothing; merge slots with identical mappings everywhere; with
+        ``drop_redundant``, also drop slots none of whose labels is theirs alone
+        (:func:`redundant_slots`)."""
         signatures: dict[tuple[int, ...], int] = {}
         self.class_of_slot = []
+        dropped = set(redundant_slots(self._signatures())) if drop_redundant else set()
         for r in range(self.num_slots):
             sig = tuple(self.assign[n][r] for n in self.datasets) if self.active[r] else ()
-            if not self.active[r] or all(v == NO_LABEL for v in sig):
+            if not self.active[r] or all(v == NO_LABEL for v in sig) or r in dropped:
                 self.active[r] = False
                 self.class_of_slot.append(-1)
                 continue
             self.class_of_slot.append(signatures.setdefault(sig, len(signatures)))
+
+    def _signatures(self) -> dict[int, set[tuple[str, int]]]:
+        """``{active slot: {(dataset, label) it maps to}}``."""
+        return {
+            r: {(n, self.assign[n][r]) for n in self.datasets if self.assign[n][r] != NO_LABEL}
+            for r in range(self.num_slots)
+            if self.active[r]
+        }
 
     def mapping(self, dataset: str, device: torch.device | None = None) -> torch.Tensor:
         """Boolean mapping of ``dataset`` as ``float[N, K]`` (unmapped and inactive rows 0)."""
@@ -145,3 +156,32 @@ class SlotMappings:
             labels = ", ".join(f"{d}: {lab}" for d, lab in c.labels.items() if lab is not None)
             entries.append(f"{c.name}: {labels}")
         return LabelSpace.from_names(entries, name="unified")
+
+
+def redundant_slots(labels_of: Mapping[int, set[tuple[str, int]]]) -> list[int]:
+    """Slots to drop: those every label of which other kept slots map to as well.
+
+    Such a slot has no label of its own, so no dataset's annotation tells its class apart from
+    the others (after a graph phase moved a label to a better slot, its old slot can be left
+    behind this way: metro "rider" with vista "pedestrian" beside metro "rider" with vista
+    "cyclist"). Slots with identical label sets are one class and never drop each other; of
+    several redundant slots the last is dropped first, re-checking after each drop.
+
+    Args:
+        labels_of: ``{slot: {(dataset, label index)}}`` of the active slots (empty sets are
+            left to the caller).
+    Returns:
+        The slots to drop, in the order they were dropped.
+    """
+    keep = {r: frozenset(v) for r, v in labels_of.items() if v}
+    dropped: list[int] = []
+    while True:
+        redundant = []
+        for r, own in keep.items():
+            others = [v for q, v in keep.items() if q != r and v != own]
+            if others and own <= frozenset().union(*others):
+                redundant.append(r)
+        if not redundant:
+            return dropped
+        dropped.append(max(redundant))
+        del keep[max(redundant)]

@@ -9,10 +9,10 @@ Not a test. Worlds:
   default world renamed (``renamed_world`` in ``tests/test_autounify_second_world.py``) and
   rendered with another seed (1), so its images differ too.
 
-Each (world, seed) trains ``configs/autounify.yaml`` as shipped (only the world, the seed and the
-threads are overridden) in its own process through the CLI, timed from start to end, then
-``babelseg unify --relations`` scores it. Prints a table and writes ``--out`` (``.md`` and
-``.json``).
+Each (world, seed) trains ``configs/autounify.yaml`` as shipped (only the world, the seed, the
+threads and what ``--set`` names are overridden) in its own process through the CLI, timed from
+start to end, then ``babelseg unify --relations`` scores it. Prints a table and writes
+``--out`` (``.md`` and ``.json``).
 
     python benchmarks/taxonomy.py --seeds 0 1 --threads 2 --out benchmarks/results/taxonomy
 
@@ -65,10 +65,13 @@ def world(name: str, work: Path, *, threads: int) -> tuple[Path, list[str]]:
     return root, train
 
 
-def measure(name: str, seed: int, work: Path, *, threads: int) -> dict:
-    """Train and score one (world, seed)."""
+def measure(
+    name: str, seed: int, work: Path, *, threads: int, overrides: tuple[str, ...] = ()
+) -> dict:
+    """Train and score one (world, seed), with the config's ``overrides`` (``key=value``)."""
     root, train = world(name, work, threads=threads)
-    run_dir = work / f"run_{name}_seed{seed}"
+    tag = "".join(f"_{o.rsplit('.', 1)[-1].replace('=', '-')}" for o in overrides)
+    run_dir = work / f"run_{name}_seed{seed}{tag}"
     start = time.perf_counter()
     _cli(
         "train",
@@ -79,6 +82,7 @@ def measure(name: str, seed: int, work: Path, *, threads: int) -> dict:
         f"train.seed={seed}",
         f"train.threads={threads}",
         "train.eval_at_end=false",
+        *overrides,
         threads=threads,
     )
     wall = time.perf_counter() - start
@@ -88,20 +92,21 @@ def measure(name: str, seed: int, work: Path, *, threads: int) -> dict:
     )  # fmt: skip
     score = json.loads(proc.stdout)
     row = {"world": name, "seed": seed, "threads": threads, "train_seconds": round(wall, 1)}
+    row |= {"overrides": list(overrides)} if overrides else {}
     return row | score
 
 
 def markdown(rows: list[dict]) -> str:
     lines = [
         "| world | seed | pair precision | recall | F1 | unified classes | world classes "
-        "| train wall (s) | threads |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| train wall (s) | threads | overrides |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['world']} | {r['seed']} | {r['precision']:.3f} | {r['recall']:.3f} "
             f"| **{r['f1']:.3f}** | {r['num_unified']} | {r['num_world']} | {r['train_seconds']} "
-            f"| {r.get('threads', '?')} |"
+            f"| {r.get('threads', '?')} | {' '.join(r.get('overrides', [])) or '-'} |"
         )
     f1 = [r["f1"] for r in rows]
     lines.append("")
@@ -120,6 +125,11 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "taxonomy")
     ap.add_argument("--out", type=Path, default=None, help="write OUT.md and OUT.json")
     ap.add_argument(
+        "--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE",
+        help="config overrides for every run (recorded in its row), e.g. "
+        "recipe.autounify.drop_redundant=true",
+    )  # fmt: skip
+    ap.add_argument(
         "--include", type=Path, nargs="*", default=[],
         help="earlier runs' JSON files whose rows the table also reports",
     )  # fmt: skip
@@ -128,7 +138,11 @@ def main() -> None:
     rows = [row for path in args.include for row in json.loads(path.read_text())]
     for name in args.worlds:
         for seed in args.seeds:
-            rows.append(measure(name, seed, args.work, threads=args.threads))
+            rows.append(
+                measure(
+                    name, seed, args.work, threads=args.threads, overrides=tuple(args.overrides)
+                )
+            )
             print(json.dumps(rows[-1]), flush=True)
     table = markdown(rows)
     print(table)

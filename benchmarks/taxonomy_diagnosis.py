@@ -30,26 +30,12 @@ from babelseg.engine.builders import build_text_encoder_from_config  # noqa: E40
 from babelseg.engine.checkpoint import latest_checkpoint, read_checkpoint_state  # noqa: E402
 from babelseg.engine.config import load_config  # noqa: E402
 from babelseg.unify.cross_validation import text_similarity  # noqa: E402
+from babelseg.unify.mappings import SlotMappings  # noqa: E402
 from babelseg.unify.node_count import containment, initial_unified_classes, presence  # noqa: E402
-from babelseg.unify.transport import NO_LABEL  # noqa: E402
-
-Classes = list[dict[str, int | None]]
 
 
-def _row(cls: dict[str, int | None], names: dict[str, list[str]]) -> str:
-    return " | ".join(f"{d}: {'-' if v is None else names[d][v]}" for d, v in cls.items())
-
-
-def final_classes(state: dict, datasets: list[str]) -> Classes:
-    """The run's final unified classes (one per merged group of active slots)."""
-    out: dict[int, dict[str, int | None]] = {}
-    groups = state.get("class_of_slot")
-    for slot, active in enumerate(state["active"]):
-        if active:
-            labels = {d: state["assign"][d][slot] for d in datasets}
-            key = slot if groups is None else groups[slot]
-            out.setdefault(key, {d: None if v == NO_LABEL else v for d, v in labels.items()})
-    return list(out.values())
+def _row(labels: dict[str, str | None]) -> str:
+    return " | ".join(f"{d}: {'-' if name is None else name}" for d, name in labels.items())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"{latest} holds no autounify associations (not an autounify run?).")
     datasets = list(state["assoc"])
     yaml_path = args.world / "datasets.yaml"
-    names = {d: load_label_space(names=[], data=yaml_path, dataset=d)[0].names for d in datasets}
+    spaces = {d: load_label_space(names=[], data=yaml_path, dataset=d)[0] for d in datasets}
+    names = {d: space.names for d, space in spaces.items()}
     assoc = {b: {a: np.asarray(m) for a, m in r.items()} for b, r in state["assoc"].items()}
     soft = {b: {a: np.asarray(m) for a, m in r.items()} for b, r in state["assoc_soft"].items()}
     sizes = {d: len(names[d]) for d in datasets}
@@ -80,13 +67,16 @@ def main(argv: list[str] | None = None) -> int:
         min_share=s.min_share, min_match=s.min_match, min_presence=s.min_presence,
         text_weight=s.text_weight, text_floor=s.text_floor,
     )  # fmt: skip
-    final = final_classes(state, datasets)
+    initial = [{d: None if v is None else names[d][v] for d, v in c.items()} for c in initial]
+    slots = SlotMappings(spaces=spaces, num_slots=len(state["active"]))
+    slots.load_state(state)
+    final = [c.labels for c in slots.classes()]
     print(f"initial classes (cross-dataset validation): {len(initial)}")
-    print("\n".join(f"  {_row(c, names)}" for c in initial))
-    same = sorted(map(str, initial)) == sorted(map(str, final))
+    print("\n".join(f"  {_row(c)}" for c in initial))
+    same = sorted(map(_row, initial)) == sorted(map(_row, final))
     print(f"final classes: {len(final)}" + (" (the same as the initial ones)" if same else ""))
     if not same:
-        print("\n".join(f"  {_row(c, names)}" for c in final))
+        print("\n".join(f"  {_row(c)}" for c in final))
     for pair in args.pair:
         (a, la), (b, lb) = (side.split(":", 1) for side in pair.split("="))
         ia, ib = names[a].index(la), names[b].index(lb)

@@ -23,19 +23,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from babelseg.unify.taxonomy import label_world_classes  # noqa: E402
+from babelseg.unify.taxonomy import label_world_classes, true_pairs  # noqa: E402
 
 
 def union_conflicts(relations: dict, train: list[str]) -> dict[tuple[str, str], list[str]]:
     """``{(dataset, label): other datasets' labels, under other names, that share a world class
     with it}`` for every training label (an empty list: no conflict)."""
-    covers = label_world_classes(relations, train)
-    return {
-        (d, name): sorted(
-            {n2 for (d2, n2), w2 in covers.items() if d2 != d and n2 != name and worlds & w2}
-        )
-        for (d, name), worlds in covers.items()
+    out: dict[tuple[str, str], set[str]] = {
+        ref: set() for ref in label_world_classes(relations, train)
     }
+    for a, b in true_pairs(relations, train):  # label pairs of different datasets, one world class
+        if a[1] != b[1]:  # one name is one union class
+            out[a].add(b[1])
+            out[b].add(a[1])
+    return {ref: sorted(names) for ref, names in out.items()}
 
 
 def main(argv: list[str] | None = None) -> int:

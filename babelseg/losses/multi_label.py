@@ -144,19 +144,18 @@ def weighted_multi_positive_cross_entropy_sum(
         0-d sum over the rows.
     """
     logits = logits.float()
-    if extra is None:
-        extra = torch.zeros(logits.shape, dtype=torch.bool, device=logits.device)
-    rows = torch.ones(len(own), dtype=torch.bool, device=logits.device)
     if allowed is not None:
         logits = logits.masked_fill(~allowed[None], float("-inf"))
-        extra = extra & allowed[None]
         rows = allowed[own]
-    if not bool(rows.any()):
-        return logits.new_zeros(()) + 0.0 * logits.masked_fill(~torch.isfinite(logits), 0).sum()
-    logits, own, extra = logits[rows], own[rows], extra[rows]
-    own_hot = torch.nn.functional.one_hot(own, logits.shape[1]).bool()
-    extra = extra & ~own_hot
-    if extra_weight <= 0 or not bool(extra.any()):
+        if not bool(rows.any()):
+            return logits.new_zeros(()) + 0.0 * logits.masked_fill(~torch.isfinite(logits), 0).sum()
+        logits, own = logits[rows], own[rows]
+        extra = None if extra is None else (extra & allowed[None])[rows]
+    own_hot = None
+    if extra is not None and extra_weight > 0:
+        own_hot = torch.nn.functional.one_hot(own, logits.shape[1]).bool()
+        extra = extra & ~own_hot
+    if own_hot is None or not bool(extra.any()):
         numerator = logits.gather(1, own[:, None]).squeeze(1)
     else:
         log_w = torch.full_like(logits, float("-inf"))

@@ -57,7 +57,8 @@ class SlotMappings:
         (:func:`redundant_slots`)."""
         signatures: dict[tuple[int, ...], int] = {}
         self.class_of_slot = []
-        dropped = set(redundant_slots(self._signatures())) if drop_redundant else set()
+        labels_of = {r: set(columns) for r, columns in enumerate(self.slot_labels())}
+        dropped = set(redundant_slots(labels_of)) if drop_redundant else set()
         for r in range(self.num_slots):
             sig = tuple(self.assign[n][r] for n in self.datasets) if self.active[r] else ()
             if not self.active[r] or all(v == NO_LABEL for v in sig) or r in dropped:
@@ -65,14 +66,6 @@ class SlotMappings:
                 self.class_of_slot.append(-1)
                 continue
             self.class_of_slot.append(signatures.setdefault(sig, len(signatures)))
-
-    def _signatures(self) -> dict[int, set[tuple[str, int]]]:
-        """``{active slot: {(dataset, label) it maps to}}``."""
-        return {
-            r: {(n, self.assign[n][r]) for n in self.datasets if self.assign[n][r] != NO_LABEL}
-            for r in range(self.num_slots)
-            if self.active[r]
-        }
 
     def mapping(self, dataset: str, device: torch.device | None = None) -> torch.Tensor:
         """Boolean mapping of ``dataset`` as ``float[N, K]`` (unmapped and inactive rows 0)."""
@@ -158,7 +151,7 @@ class SlotMappings:
         return LabelSpace.from_names(entries, name="unified")
 
 
-def redundant_slots(labels_of: Mapping[int, set[tuple[str, int]]]) -> list[int]:
+def redundant_slots(labels_of: Mapping[int, set]) -> list[int]:
     """Slots to drop: those every label of which other kept slots map to as well.
 
     Such a slot has no label of its own, so no dataset's annotation tells its class apart from
@@ -168,8 +161,8 @@ def redundant_slots(labels_of: Mapping[int, set[tuple[str, int]]]) -> list[int]:
     several redundant slots the last is dropped first, re-checking after each drop.
 
     Args:
-        labels_of: ``{slot: {(dataset, label index)}}`` of the active slots (empty sets are
-            left to the caller).
+        labels_of: ``{slot: {label id}}`` (e.g. :meth:`SlotMappings.slot_labels`' columns);
+            slots with no label are neither dropped nor count as covering others.
     Returns:
         The slots to drop, in the order they were dropped.
     """

@@ -1,5 +1,5 @@
 """Pruning the final mappings: a unified class with no label of its own is dropped when
-``recipe.autounify.drop_redundant`` asks for it (the default)."""
+``recipe.autounify.drop_redundant`` asks for it (off by default, as the paper)."""
 
 from __future__ import annotations
 
@@ -57,4 +57,4 @@ def test_the_recipe_prunes_with_its_setting(monkeypatch):
         monkeypatch.setattr(recipe.slots, "prune", lambda seen=seen, **kw: seen.update(kw))
         recipe.prune()
         assert seen == {"drop_redundant": drop}
-    assert AutoUnifyConfig().drop_redundant is True
+    assert AutoUnifyConfig().drop_redundant is False

@@ -50,11 +50,26 @@ def test_a_changed_config_file_is_not_reused(tmp_path):
     spec = RunSpec(**{**fields, "config": str(config), "config_digest": before})
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / RESULT).write_text(json.dumps({"spec": spec.to_dict(), "metrics": {}}))
+    assert cached(spec) is None  # no config.yaml: nothing says what the run trained with
+    (tmp_path / "a" / "config.yaml").write_text(config.read_text())  # as the trainer saves it
     assert cached(spec) is not None
     config.write_text("recipe:\n  mask:\n    aux_matching: per_layer\n")  # same path, new settings
     after = config_digest(config)
     assert after != before
     assert cached(RunSpec(**{**fields, "config": str(config), "config_digest": after})) is None
+
+
+def test_another_recipes_section_is_outside_the_digest(tmp_path):
+    ms3 = tmp_path / "ms3.yaml"
+    ms3.write_text("recipe:\n  name: ms3\n")
+    changed = tmp_path / "ms3_other.yaml"
+    changed.write_text("recipe:\n  name: ms3\n  autounify:\n    drop_redundant: true\n")
+    assert config_digest(ms3) == config_digest(changed)
+    assert config_digest(ms3, ["recipe.ms3.momentum=0.9"]) != config_digest(ms3)
+    assert config_digest(ms3, ["run_dir=elsewhere"]) == config_digest(ms3)
+    auto = tmp_path / "auto.yaml"
+    auto.write_text("recipe:\n  name: autounify\n")
+    assert config_digest(auto, ["recipe.autounify.drop_redundant=true"]) != config_digest(auto)
     assert config_digest(tmp_path / "absent.yaml") == "missing"
 
 

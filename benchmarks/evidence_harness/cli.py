@@ -15,7 +15,7 @@ from evidence_harness.budget import QUICK_MAX_IMAGES, Budget
 from evidence_harness.claims import PaperTable
 from evidence_harness.papers import PAPERS
 from evidence_harness.report import write_paper
-from evidence_harness.runs import ROOT, RunSpec, config_digest, execute, waves
+from evidence_harness.runs import ROOT, RunSpec, cached, config_digest, execute, waves
 from evidence_harness.world import WorldRoles, prepare_world
 
 EPILOG = """examples:
@@ -192,9 +192,10 @@ def main(argv: list[str] | None = None) -> int:
         for wave, runs in enumerate(waves(specs)):
             for s in runs:
                 after = f" (wave {wave}, starts from {names.get(s.init_from or '')})"
+                reuse = " [cached]" if cached(s) is not None else ""
                 print(
-                    f"  {s.paper} / {s.name} / seed {s.seed}{after if s.init_from else ''}: "
-                    f"{' '.join(s.overrides)}"
+                    f"  {s.paper} / {s.name} / seed {s.seed}{after if s.init_from else ''}"
+                    f"{reuse}: {' '.join(s.overrides)}"
                 )
         return 0
     limit = None if args.time_limit is None else args.time_limit * 60

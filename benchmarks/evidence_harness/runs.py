@@ -77,11 +77,14 @@ class RunSpec:
 
 def config_digest(path: str | Path, overrides: Sequence[str] = ()) -> str:
     """SHA-256 (first 16 hex digits) of the *resolved* run configuration: the code's defaults,
-    the YAML file and the overrides, as ``babelseg config`` prints them. A cached run is thus
-    retrained when its config file or a recipe default in the code changed. ``"missing"`` /
-    ``"invalid"`` when the file is absent or refused (the job then fails with the loader's
-    error)."""
+    the YAML file and the overrides, as ``babelseg config`` prints them, less what cannot change
+    the run: ``run_dir`` and the sections of recipes other than the run's own (``recipe.ms3``
+    when the run trains ``autounify``), so that a setting added to one recipe does not retrain
+    every cached run of the others. A cached run is thus retrained when its config file or a
+    default of its own recipe or of the shared sections changed. ``"missing"`` / ``"invalid"``
+    when the file is absent or refused (the job then fails with the loader's error)."""
     from babelseg.engine.config import load_config
+    from babelseg.recipes.catalog import CATALOG
 
     try:
         resolved = load_config(path, overrides).to_dict()
@@ -89,8 +92,18 @@ def config_digest(path: str | Path, overrides: Sequence[str] = ()) -> str:
         return "missing"
     except ValueError:
         return "invalid"
+    resolved.pop("run_dir", None)
+    recipe = resolved.get("recipe", {})
+    for other in set(CATALOG) - {recipe.get("name")}:
+        recipe.pop(other, None)
     text = json.dumps(resolved, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def trained_digest(run_dir: str | Path) -> str:
+    """:func:`config_digest` of the configuration a run folder says it trained with (the
+    ``config.yaml`` the trainer writes), read with today's defaults; ``"missing"`` without one."""
+    return config_digest(Path(run_dir) / "config.yaml")
 
 
 def has_checkpoint(run_dir: str | Path) -> bool:
@@ -135,7 +148,10 @@ def _release(specs: Sequence[RunSpec], results: dict[tuple[str, str, int], dict]
 
 
 def cached(spec: RunSpec) -> dict[str, Any] | None:
-    """The stored result of ``spec`` when it finished without error under the same spec."""
+    """The stored result of ``spec`` when it finished without error under the same spec and,
+    when ``spec`` carries a planned digest, the configuration its folder saved resolves to that
+    digest (:func:`trained_digest`: what the run trained with, not the digest stored when it
+    was planned, so a change of the digest's scope does not discard runs that still match)."""
     path = Path(spec.run_dir) / RESULT
     if not path.is_file():
         return None
@@ -143,9 +159,14 @@ def cached(spec: RunSpec) -> dict[str, Any] | None:
         result = json.loads(path.read_text())
     except json.JSONDecodeError:
         return None
-    same = {k: v for k, v in result.get("spec", {}).items() if k != "cost"}
-    want = {k: v for k, v in spec.to_dict().items() if k != "cost"}
-    return result if same == want and "error" not in result else None
+    ignored = ("cost", "config_digest")
+    same = {k: v for k, v in result.get("spec", {}).items() if k not in ignored}
+    want = {k: v for k, v in spec.to_dict().items() if k not in ignored}
+    if same != want or "error" in result:
+        return None
+    if spec.config_digest and trained_digest(spec.run_dir) != spec.config_digest:
+        return None
+    return result
 
 
 def _subprocess(spec: RunSpec) -> dict[str, Any]:

@@ -13,6 +13,10 @@ Not a test; no training. Example (issue 15's default-world seed-1 run):
         --world runs/taxonomy/world_default \\
         --pair "pascal_objects:dining table=home_scenes:table" \\
         --pair "metro_drive:rider=vista_roads:cyclist"
+
+``--drop-redundant`` re-scores the final classes as if the run had trained with
+``recipe.autounify.drop_redundant=true`` (exact: that pruning happens once, after the last graph
+phase, and the final segmentation stage does not change the mappings).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from babelseg.engine.config import load_config  # noqa: E402
 from babelseg.unify.cross_validation import text_similarity  # noqa: E402
 from babelseg.unify.mappings import SlotMappings  # noqa: E402
 from babelseg.unify.node_count import containment, initial_unified_classes, presence  # noqa: E402
+from babelseg.unify.taxonomy import load_relations, score_taxonomy  # noqa: E402
 
 
 def _row(labels: dict[str, str | None]) -> str:
@@ -43,6 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("run", type=Path, help="an autounify run folder")
     ap.add_argument("--world", type=Path, required=True, help="its world (holds datasets.yaml)")
     ap.add_argument("--pair", action="append", default=[], help="'A:label=B:label'")
+    ap.add_argument(
+        "--drop-redundant",
+        action="store_true",
+        help="also score the final classes with recipe.autounify.drop_redundant applied (exact "
+        "for a run trained without it: that pruning happens once, after the last graph phase)",
+    )
     args = ap.parse_args(argv)
     if latest_checkpoint(args.run) is None:
         ap.error(f"{args.run} has no finished checkpoint.")
@@ -77,6 +88,20 @@ def main(argv: list[str] | None = None) -> int:
     print(f"final classes: {len(final)}" + (" (the same as the initial ones)" if same else ""))
     if not same:
         print("\n".join(f"  {_row(c)}" for c in final))
+    relations = load_relations(args.world / "relations.json")
+    variants = [("final", slots)]
+    if args.drop_redundant:
+        dropped = SlotMappings(spaces=spaces, num_slots=len(state["active"]))
+        dropped.load_state(state)
+        dropped.prune(drop_redundant=True)
+        variants.append(("final with drop_redundant", dropped))
+    for name, mapping in variants:
+        score = score_taxonomy(mapping.classes(), relations, datasets)
+        print(
+            f"{name}: {score['num_unified']} unified classes for {score['num_world']} world "
+            f"classes, pair F1 {score['f1']:.3f} (precision {score['precision']:.3f}, recall "
+            f"{score['recall']:.3f})"
+        )
     for pair in args.pair:
         (a, la), (b, lb) = (side.split(":", 1) for side in pair.split("="))
         ia, ib = names[a].index(la), names[b].index(lb)

@@ -106,7 +106,11 @@ def test_autounify_learns_and_scores_a_taxonomy_on_a_renamed_world(tmp_path, cap
     first = [load_label_space(names=[], data=root / "datasets.yaml", dataset=n)[0].names[0]
              for n in names[:2]]  # fmt: skip
     pair = f"{names[0]}:{first[0]}={names[1]}:{first[1]}"
-    assert diagnose([str(cfg.run_dir), "--world", str(root), "--pair", pair]) == 0
+    assert diagnose([str(cfg.run_dir), "--world", str(root), "--pair", pair,
+                     "--drop-redundant"]) == 0  # fmt: skip
     report = capsys.readouterr().out
     assert f"final classes: {scores['num_unified']}" in report
+    assert (f"final: {scores['num_unified']} unified classes for {scores['num_world']} world "
+            f"classes, pair F1 {scores['f1']:.3f}") in report  # fmt: skip
+    assert "final with drop_redundant: " in report
     assert "initial classes (cross-dataset validation): " in report and " in " in report

@@ -89,6 +89,8 @@ class PaperTable:
         paper: Short name (``sentence``). title: The paper's title.
         configs: ``{configuration name: RunConfig}``, each trained once per seed.
         claims: The rows. not_measured: The paper's claims this table leaves out, and why.
+        scored: The datasets whose mean mIoU the configuration table reports (the claims'
+            metric); empty: every evaluated dataset that is not held out.
     """
 
     paper: str
@@ -96,6 +98,7 @@ class PaperTable:
     configs: dict[str, RunConfig]
     claims: list[Claim]
     not_measured: list[str] = field(default_factory=list)
+    scored: tuple[str, ...] = ()
 
     def restricted(self, names: Sequence[str]) -> PaperTable:
         """The table with only the configurations ``names`` (and those they start from) and the

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from evidence_harness.claims import Claim, PaperTable
+from evidence_harness.claims import Claim, PaperTable, dataset_score, mean_of
 from evidence_harness.stats import INTERVAL, QUICK_VERDICT, paired_interval, verdict
 
 Results = Mapping[tuple[str, int], Mapping[str, Any]]
@@ -68,9 +68,17 @@ def _fmt(x: float | None, digits: int = 2) -> str:
     return "n/a" if x is None else f"{x:+.{digits}f}"
 
 
+def _config_value(metrics: Mapping, key: str, scored: Sequence[str]) -> float | None:
+    """``metrics[key]``; for ``"scored_mIoU"`` the mean mIoU of the ``scored`` datasets."""
+    if key != "scored_mIoU":
+        return metrics.get(key)
+    return _clean(mean_of([dataset_score(metrics, d, "mIoU") for d in scored]))
+
+
 def _config_rows(table: PaperTable, results: Results, seeds: Sequence[int], steps: dict) -> list:
+    trained = f"mean mIoU of {', '.join(table.scored)}" if table.scored else "training mean mIoU"
     lines = [
-        "| configuration | config and overrides | steps | training mean mIoU | held-out mean "
+        f"| configuration | config and overrides | steps | {trained} | held-out mean "
         "mIoU | train s (mean) | failed seeds |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -79,7 +87,8 @@ def _config_rows(table: PaperTable, results: Results, seeds: Sequence[int], step
         ok = [r for r in got if "metrics" in r]
 
         def avg(key: str, rows: list = ok) -> str:
-            vals = [r["metrics"].get(key) for r in rows if r["metrics"].get(key) is not None]
+            vals = [_config_value(r["metrics"], key, table.scored) for r in rows]
+            vals = [v for v in vals if v is not None]
             return f"{sum(vals) / len(vals):.1f}" if vals else "-"
 
         train_s = [r.get("train_s", 0.0) for r in ok]
@@ -87,7 +96,8 @@ def _config_rows(table: PaperTable, results: Results, seeds: Sequence[int], step
         what = (f"{cfg.note}: " if cfg.note else "") + f"`{cfg.config}` "
         what += " ".join(f"`{o}`" for o in cfg.overrides[1:])
         lines.append(
-            f"| {name} | {what} | {steps[name]} | {avg('mean_mIoU')} | "
+            f"| {name} | {what} | {steps[name]} | "
+            f"{avg('scored_mIoU' if table.scored else 'mean_mIoU')} | "
             f"{avg('mean_heldout_mIoU')} | "
             f"{(sum(train_s) / len(train_s)) if train_s else 0:.0f} | {', '.join(failed) or '-'} |"
         )

@@ -117,6 +117,7 @@ def test_quick_ms3_table_has_every_table(tiny_synthworld, tmp_path):
         "MS3 eq. 1",
         "MS3 eq. 2",
         "MS3 eq. 4",
+        "MS3 eq. 9",
     }
     # every row has a number: Table 1's come from the L + V run's checkpoint, kept in its result
     assert all(r["mean"] is not None for r in report["rows"])

@@ -294,7 +294,7 @@ def table(roles: WorldRoles) -> PaperTable:
             paired(
                 claim,
                 "MS3 eq. 4",
-                "the paper gives no momentum; not compared in the paper",
+                "the paper gives no value; not compared in the paper",
                 a,
                 b,
                 "asks whether visual alone trails CE because of its targets, the momentum "

@@ -16,7 +16,9 @@ Not a test; no training. Example (issue 15's default-world seed-1 run):
 
 ``--drop-redundant`` re-scores the final classes as if the run had trained with
 ``recipe.autounify.drop_redundant=true`` (exact: that pruning happens once, after the last graph
-phase, and the final segmentation stage does not change the mappings).
+phase, and the final segmentation stage does not change the mappings). ``--merge-rule stable``
+recomputes the initial classes with deferred-acceptance merges (``recipe.autounify.merge_rule``)
+from the same saved associations.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from babelseg.engine.config import load_config  # noqa: E402
 from babelseg.unify.cross_validation import text_similarity  # noqa: E402
 from babelseg.unify.mappings import SlotMappings  # noqa: E402
 from babelseg.unify.node_count import containment, initial_unified_classes, presence  # noqa: E402
-from babelseg.unify.taxonomy import load_relations, score_taxonomy  # noqa: E402
+from babelseg.unify.taxonomy import UnifiedClass, load_relations, score_taxonomy  # noqa: E402
 
 
 def _row(labels: dict[str, str | None]) -> str:
@@ -53,6 +55,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also score the final classes with recipe.autounify.drop_redundant applied (exact "
         "for a run trained without it: that pruning happens once, after the last graph phase)",
+    )
+    ap.add_argument(
+        "--merge-rule",
+        choices=("mutual", "stable"),
+        help="recompute the initial classes with this recipe.autounify.merge_rule (default: "
+        "the run's)",
     )
     args = ap.parse_args(argv)
     if latest_checkpoint(args.run) is None:
@@ -77,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         assoc, datasets, soft=soft, text_similarity=text_similarity(features, offsets, sizes),
         min_share=s.min_share, min_match=s.min_match, min_presence=s.min_presence,
         text_weight=s.text_weight, text_floor=s.text_floor,
+        merge_rule=args.merge_rule or s.merge_rule,
     )  # fmt: skip
     initial = [{d: None if v is None else names[d][v] for d, v in c.items()} for c in initial]
     slots = SlotMappings(spaces=spaces, num_slots=len(state["active"]))
@@ -89,6 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     if not same:
         print("\n".join(f"  {_row(c)}" for c in final))
     relations = load_relations(args.world / "relations.json")
+    score = score_taxonomy([UnifiedClass(name=str(i), labels=c) for i, c in enumerate(initial)],
+                           relations, datasets)  # fmt: skip
+    rule = args.merge_rule or s.merge_rule
+    print(f"initial ({rule} merges): {score['num_unified']} unified classes, pair F1 "
+          f"{score['f1']:.3f}")  # fmt: skip
     variants = [("final", slots)]
     if args.drop_redundant:
         dropped = SlotMappings(spaces=spaces, num_slots=len(state["active"]))

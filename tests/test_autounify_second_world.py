@@ -107,10 +107,10 @@ def test_autounify_learns_and_scores_a_taxonomy_on_a_renamed_world(tmp_path, cap
              for n in names[:2]]  # fmt: skip
     pair = f"{names[0]}:{first[0]}={names[1]}:{first[1]}"
     assert diagnose([str(cfg.run_dir), "--world", str(root), "--pair", pair,
-                     "--drop-redundant"]) == 0  # fmt: skip
+                     "--drop-redundant", "--merge-rule", "stable"]) == 0  # fmt: skip
     report = capsys.readouterr().out
     assert f"final classes: {scores['num_unified']}" in report
     assert (f"final: {scores['num_unified']} unified classes for {scores['num_world']} world "
             f"classes, pair F1 {scores['f1']:.3f}") in report  # fmt: skip
-    assert "final with drop_redundant: " in report
+    assert "final with drop_redundant: " in report and "initial (stable merges): " in report
     assert "initial classes (cross-dataset validation): " in report and " in " in report

@@ -185,6 +185,7 @@ class AutoUnifyRecipe(Recipe):
                 min_presence=c.min_presence,
                 text_weight=c.text_weight,
                 text_floor=c.text_floor,
+                merge_rule=c.merge_rule,
             ),
         )
         n = self.settings.num_unified if self.settings.num_unified > 0 else len(classes)

@@ -47,6 +47,13 @@ class AutoUnifyConfig:
             (the cosine of the names alone, encoded by the run's text encoder, whatever
             ``labels.text_mode``; our device, not the paper's).
         text_floor: Name cosine similarity below which there is no bonus.
+        merge_rule: Cross-dataset validation: which labels of two datasets merge. ``"mutual"``
+            (the default; our reading, the paper's Appendix B is not in our copy): each is the
+            other's best match. ``"stable"`` (our addition, off): a stable matching by deferred
+            acceptance, which also pairs a label whose best match is a catch-all held by a
+            better partner (home "table" whose best pascal match is "background") with its
+            next choice. Not yet measured on trained taxonomies (``benchmarks/results/
+            taxonomy.md``).
         drop_redundant: When the final mappings are pruned, also drop unified classes none
             of whose labels is theirs alone (every label they map to is mapped by another
             class: ``babelseg/unify/mappings.py`` ``redundant_slots``). Our addition; off by
@@ -74,6 +81,7 @@ class AutoUnifyConfig:
     min_presence: float = 0.15
     text_weight: float = 0.5
     text_floor: float = 0.6
+    merge_rule: str = "mutual"
     drop_redundant: bool = False
     orthogonality_tau: float = 0.1
     zero_shot_tau: float = 0.05
@@ -88,6 +96,11 @@ class AutoUnifyConfig:
             raise ValueError(
                 f"recipe.autounify.graph_loss must be one of {', '.join(GRAPH_LOSSES)}, got "
                 f"'{self.graph_loss}'."
+            )
+        if self.merge_rule not in ("mutual", "stable"):
+            raise ValueError(
+                f"recipe.autounify.merge_rule must be 'mutual' or 'stable', got "
+                f"'{self.merge_rule}'."
             )
         if self.alternate_every < 1 or self.remap_every < 1:
             raise ValueError(

@@ -146,10 +146,10 @@ class CrossDatasetValidation:
         device: torch.device,
         label_features: torch.Tensor,
         offsets: Mapping[str, int],
-        thresholds: Mapping[str, float],
+        thresholds: Mapping[str, float | str],
     ) -> list[dict[str, int | None]]:
         """The initial unified classes (:func:`initial_unified_classes` with ``thresholds``:
-        min_share, min_match, min_presence, text_weight, text_floor), after summing the
+        min_share, min_match, min_presence, text_weight, text_floor, merge_rule), after summing the
         associations over processes (``device``: where ``reduce_sum`` works)."""
         for assoc in (self.assoc, self.assoc_soft):
             sum_over_processes(assoc, reduce_sum, device)

@@ -135,6 +135,54 @@ def pair_match(
     return forward, backward
 
 
+def mutual_pairs(forward: np.ndarray, backward: np.ndarray) -> list[tuple[int, int]]:
+    """``[(b, a)]``: labels that are each other's best match, neither best matching
+    "unlabelled" (the last column). ``forward float[|L_B|, |L_A| + 1]``, ``backward float[|L_A|,
+    |L_B| + 1]`` as :func:`pair_match` returns them."""
+    out = []
+    for b in range(len(forward)):
+        a = int(forward[b].argmax())
+        if forward[b].sum() == 0 or a == backward.shape[0]:
+            continue  # no evidence, or mostly unlabelled in the other dataset
+        if backward[a].sum() > 0 and int(backward[a].argmax()) == b:
+            out.append((b, a))
+    return out
+
+
+def stable_pairs(forward: np.ndarray, backward: np.ndarray) -> list[tuple[int, int]]:
+    """``[(b, a)]``: a stable matching by deferred acceptance (Gale and Shapley), B's labels
+    proposing. Each label ranks the other side's labels it prefers to "unlabelled" (the last
+    column); a proposal is held while the receiver prefers it to "unlabelled" and to what it
+    holds. Every mutual best pair (:func:`mutual_pairs`) is in it; beyond those, a label whose
+    best match holds a better partner (a catch-all such as pascal's "background", best match of
+    many labels) can pair with its next choice when that choice prefers it. Ties go to the
+    lower index. Shapes as :func:`mutual_pairs`."""
+    unlabelled_b, unlabelled_a = backward.shape[0], forward.shape[0]
+    ranks = {}
+    for b in range(len(forward)):
+        order = [int(a) for a in np.argsort(-forward[b], kind="stable")]
+        ranks[b] = order[: order.index(unlabelled_b)] if forward[b].sum() > 0 else []
+    held: dict[int, int] = {}  # a -> b
+    tried = dict.fromkeys(ranks, 0)
+    free = sorted(b for b, r in ranks.items() if r)
+    while free:
+        b = free.pop(0)
+        if tried[b] >= len(ranks[b]):
+            continue
+        a = ranks[b][tried[b]]
+        tried[b] += 1
+        row = backward[a]
+        holder = held.get(a)
+        better = holder is None or row[b] > row[holder]
+        if row.sum() > 0 and row[b] > row[unlabelled_a] and better:
+            held[a] = b
+            if holder is not None:
+                free.append(holder)
+        else:
+            free.append(b)
+    return sorted((b, a) for a, b in held.items())
+
+
 def merge_groups(
     assoc: Associations,
     datasets: list[str],
@@ -143,13 +191,15 @@ def merge_groups(
     text_similarity: dict[str, dict[str, np.ndarray]] | None = None,
     text_weight: float = 0.0,
     text_floor: float = 0.6,
+    rule: str = "mutual",
 ) -> list[dict[str, int]]:
-    """Step 1: groups of mutually best-matching labels, ``[{dataset: label index}]``.
+    """Step 1: groups of matching labels, ``[{dataset: label index}]``.
 
-    Two labels match when each is the other's best match (:func:`pair_match`, "unlabelled"
-    included) with a strength ``min(forward, backward)`` of at least ``min_share``. Every label
-    of every dataset is in exactly one group; groups are ordered by their first label (dataset
-    order, then label order).
+    Two labels match (:func:`pair_match`, "unlabelled" included) under ``rule``: ``"mutual"``,
+    each is the other's best match (:func:`mutual_pairs`); ``"stable"``, they are paired by
+    deferred acceptance (:func:`stable_pairs`); and with a strength ``min(forward, backward)`` of
+    at least ``min_share``. Every label of every dataset is in exactly one group; groups are
+    ordered by their first label (dataset order, then label order).
     """
     pairs = []
     for i, b_name in enumerate(datasets):
@@ -163,12 +213,8 @@ def merge_groups(
                 text_weight=text_weight,
                 text_floor=text_floor,
             )
-            for b in range(len(forward)):
-                a = int(forward[b].argmax())
-                if forward[b].sum() == 0 or a == backward.shape[0]:
-                    continue  # no evidence, or mostly unlabelled in a_name
-                if backward[a].sum() == 0 or int(backward[a].argmax()) != b:
-                    continue
+            match = stable_pairs if rule == "stable" else mutual_pairs
+            for b, a in match(forward, backward):
                 strength = min(forward[b, a], backward[a, b])
                 if strength >= min_share:
                     pairs.append((-strength, b_name, b, a_name, a))
@@ -290,9 +336,10 @@ def initial_unified_classes(
     text_similarity: dict[str, dict[str, np.ndarray]] | None = None,
     text_weight: float = 0.0,
     text_floor: float = 0.6,
+    merge_rule: str = "mutual",
 ) -> list[dict[str, int | None]]:
     """Steps 1-3: the initial unified classes, each as ``{dataset: label index or None}``; their
-    number is the initial N. ``text_*``: see :func:`merge_groups`."""
+    number is the initial N. ``text_*``, ``merge_rule``: see :func:`merge_groups`."""
     groups = merge_groups(
         assoc if soft is None else soft,
         datasets,
@@ -300,6 +347,7 @@ def initial_unified_classes(
         text_similarity=text_similarity,
         text_weight=text_weight,
         text_floor=text_floor,
+        rule=merge_rule,
     )
     mappings = map_groups(
         groups, assoc, datasets, soft=soft, min_match=min_match, min_presence=min_presence

@@ -52,16 +52,17 @@ class AutoUnifyConfig:
             other's best match. ``"stable"`` (our addition, off): a stable matching by deferred
             acceptance, which also pairs a label whose best match is a catch-all held by a
             better partner (home "table" whose best pascal match is "background") with its
-            next choice. Not yet measured on trained taxonomies (``benchmarks/results/
-            taxonomy.md``).
+            next choice. Over two worlds x three seeds (``benchmarks/results/taxonomy.md``) it
+            ended every run with 34 unified classes for 33 (mutual: 34, 34, 34, 35, 35, 35),
+            but the paired effect, -0.5 classes [-1.07, +0.07] and pair F1 +0.003 [-0.000,
+            +0.005], does not exclude zero: not shown to help, so it stays off.
         drop_redundant: When the final mappings are pruned, also drop unified classes none
             of whose labels is theirs alone (every label they map to is mapped by another
             class: ``babelseg/unify/mappings.py`` ``redundant_slots``). Our addition; off by
             default, as the paper drops only inactive nodes. Not shown to help with an interval:
-            two worlds x two seeds (``benchmarks/results/taxonomy.md``) gave 33, 34, 34, 34
-            unified classes for 33 with it against 34, 35, 34, 34 without (paired difference
-            -0.5, 95 % interval [-1.4, +0.4]) and pair F1 0.985, 0.985, 0.980, 0.980 against
-            0.981, 0.980, 0.980, 0.980.
+            over two worlds x three seeds (``benchmarks/results/taxonomy.md``) the paired
+            difference is -0.5 unified classes (95 % interval [-1.07, +0.07]) and pair F1
+            -0.000 ([-0.006, +0.006]).
         orthogonality_tau: Temperature of the ``cosine_ce`` orthogonality loss.
         zero_shot_tau: Temperature of the zero-shot route (other vocabularies).
     """

@@ -37,7 +37,12 @@ from babelseg.engine.checkpoint import latest_checkpoint, read_checkpoint_state 
 from babelseg.engine.config import load_config  # noqa: E402
 from babelseg.unify.cross_validation import text_similarity  # noqa: E402
 from babelseg.unify.mappings import SlotMappings  # noqa: E402
-from babelseg.unify.node_count import containment, initial_unified_classes, presence  # noqa: E402
+from babelseg.unify.node_count import (  # noqa: E402
+    MERGE_RULES,
+    containment,
+    initial_unified_classes,
+    presence,
+)
 from babelseg.unify.taxonomy import UnifiedClass, load_relations, score_taxonomy  # noqa: E402
 
 
@@ -58,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--merge-rule",
-        choices=("mutual", "stable"),
+        choices=tuple(MERGE_RULES),
         help="recompute the initial classes with this recipe.autounify.merge_rule (default: "
         "the run's)",
     )
@@ -81,15 +86,21 @@ def main(argv: list[str] | None = None) -> int:
     encoder = build_text_encoder_from_config(cfg.labels)
     features = encoder.encode([n for d in datasets for n in names[d]]).float()
     s = cfg.recipe.autounify
+    rule = args.merge_rule or s.merge_rule
     initial = initial_unified_classes(
         assoc, datasets, soft=soft, text_similarity=text_similarity(features, offsets, sizes),
         min_share=s.min_share, min_match=s.min_match, min_presence=s.min_presence,
         text_weight=s.text_weight, text_floor=s.text_floor,
-        merge_rule=args.merge_rule or s.merge_rule,
+        merge_rule=rule,
     )  # fmt: skip
     initial = [{d: None if v is None else names[d][v] for d, v in c.items()} for c in initial]
-    slots = SlotMappings(spaces=spaces, num_slots=len(state["active"]))
-    slots.load_state(state)
+
+    def saved_mappings() -> SlotMappings:
+        slots = SlotMappings(spaces=spaces, num_slots=len(state["active"]))
+        slots.load_state(state)
+        return slots
+
+    slots = saved_mappings()
     final = [c.labels for c in slots.classes()]
     print(f"initial classes (cross-dataset validation): {len(initial)}")
     print("\n".join(f"  {_row(c)}" for c in initial))
@@ -100,13 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     relations = load_relations(args.world / "relations.json")
     score = score_taxonomy([UnifiedClass(name=str(i), labels=c) for i, c in enumerate(initial)],
                            relations, datasets)  # fmt: skip
-    rule = args.merge_rule or s.merge_rule
     print(f"initial ({rule} merges): {score['num_unified']} unified classes, pair F1 "
           f"{score['f1']:.3f}")  # fmt: skip
     variants = [("final", slots)]
     if args.drop_redundant:
-        dropped = SlotMappings(spaces=spaces, num_slots=len(state["active"]))
-        dropped.load_state(state)
+        dropped = saved_mappings()
         dropped.prune(drop_redundant=True)
         variants.append(("final with drop_redundant", dropped))
     for name, mapping in variants:

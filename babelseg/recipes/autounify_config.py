@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from babelseg.unify.head import DATASET_LOGITS, GRAPH_LOSSES
+from babelseg.unify.node_count import MERGE_RULES
 
 
 @dataclass
@@ -98,9 +99,9 @@ class AutoUnifyConfig:
                 f"recipe.autounify.graph_loss must be one of {', '.join(GRAPH_LOSSES)}, got "
                 f"'{self.graph_loss}'."
             )
-        if self.merge_rule not in ("mutual", "stable"):
+        if self.merge_rule not in MERGE_RULES:
             raise ValueError(
-                f"recipe.autounify.merge_rule must be 'mutual' or 'stable', got "
+                f"recipe.autounify.merge_rule must be one of {', '.join(MERGE_RULES)}, got "
                 f"'{self.merge_rule}'."
             )
         if self.alternate_every < 1 or self.remap_every < 1:

@@ -183,6 +183,10 @@ def stable_pairs(forward: np.ndarray, backward: np.ndarray) -> list[tuple[int, i
     return sorted((b, a) for a, b in held.items())
 
 
+MERGE_RULES = {"mutual": mutual_pairs, "stable": stable_pairs}
+"""``recipe.autounify.merge_rule`` -> the function that pairs two datasets' labels."""
+
+
 def merge_groups(
     assoc: Associations,
     datasets: list[str],
@@ -213,8 +217,7 @@ def merge_groups(
                 text_weight=text_weight,
                 text_floor=text_floor,
             )
-            match = stable_pairs if rule == "stable" else mutual_pairs
-            for b, a in match(forward, backward):
+            for b, a in MERGE_RULES[rule](forward, backward):
                 strength = min(forward[b, a], backward[a, b])
                 if strength >= min_share:
                     pairs.append((-strength, b_name, b, a_name, a))

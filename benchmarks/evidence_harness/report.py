@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,10 +68,11 @@ def _fmt(x: float | None, digits: int = 2) -> str:
     return "n/a" if x is None else f"{x:+.{digits}f}"
 
 
-def _config_value(metrics: Mapping, key: str, scored: Sequence[str]) -> float | None:
-    """``metrics[key]``; for ``"scored_mIoU"`` the mean mIoU of the ``scored`` datasets."""
-    if key != "scored_mIoU":
-        return metrics.get(key)
+def _training_mIoU(metrics: Mapping, scored: Sequence[str]) -> float | None:
+    """The configuration table's training mIoU: the mean over the ``scored`` datasets, or
+    without them the run's own mean over its evaluated training datasets."""
+    if not scored:
+        return metrics.get("mean_mIoU")
     return _clean(mean_of([dataset_score(metrics, d, "mIoU") for d in scored]))
 
 
@@ -86,9 +87,8 @@ def _config_rows(table: PaperTable, results: Results, seeds: Sequence[int], step
         got = [results.get((name, s), {}) for s in seeds]
         ok = [r for r in got if "metrics" in r]
 
-        def avg(key: str, rows: list = ok) -> str:
-            vals = [_config_value(r["metrics"], key, table.scored) for r in rows]
-            vals = [v for v in vals if v is not None]
+        def avg(value: Callable[[Mapping], float | None], rows: list = ok) -> str:
+            vals = [v for v in (value(r["metrics"]) for r in rows) if v is not None]
             return f"{sum(vals) / len(vals):.1f}" if vals else "-"
 
         train_s = [r.get("train_s", 0.0) for r in ok]
@@ -97,8 +97,8 @@ def _config_rows(table: PaperTable, results: Results, seeds: Sequence[int], step
         what += " ".join(f"`{o}`" for o in cfg.overrides[1:])
         lines.append(
             f"| {name} | {what} | {steps[name]} | "
-            f"{avg('scored_mIoU' if table.scored else 'mean_mIoU')} | "
-            f"{avg('mean_heldout_mIoU')} | "
+            f"{avg(lambda m: _training_mIoU(m, table.scored))} | "
+            f"{avg(lambda m: m.get('mean_heldout_mIoU'))} | "
             f"{(sum(train_s) / len(train_s)) if train_s else 0:.0f} | {', '.join(failed) or '-'} |"
         )
     return lines

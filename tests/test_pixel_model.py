@@ -16,7 +16,7 @@ from babelseg.models.builders import (
     build_backbone,
     build_pixel_model,
 )
-from babelseg.models.decoders.fpn import FPNPixelDecoder
+from babelseg.models.decoders.fpn import FPNPixelDecoder, upsample
 from babelseg.models.heads.pixel_embedding import PixelEmbeddingHead
 from babelseg.models.pixel_model import PixelEmbeddingModel, upsample_embeddings
 
@@ -226,3 +226,24 @@ def test_build_pixel_model_loads_save_pretrained_weights_into_hf_backbone(tmp_pa
     with torch.no_grad():
         for a, b in zip(source(x), model.backbone(x)):
             torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_fpn_upsample_equals_interpolate_and_keeps_the_layout(mode, channels_last):
+    """The decoder's CPU fast path (resizing in channels-last) changes no value or gradient."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 16, 5, 7)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    align = False if mode == "bilinear" else None
+    expected = F.interpolate(x, size=(10, 14), mode=mode, align_corners=align)
+    got = upsample(x, size=(10, 14), mode=mode)
+    assert got.is_contiguous() == (not channels_last)
+    assert got.is_contiguous(memory_format=torch.channels_last) == channels_last
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+    grad = torch.randn_like(expected)
+    (want,) = torch.autograd.grad(expected, x, grad)
+    (have,) = torch.autograd.grad(got, x, grad)
+    torch.testing.assert_close(have, want, rtol=1e-6, atol=1e-6)

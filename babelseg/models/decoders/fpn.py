@@ -80,10 +80,27 @@ class FPNPixelDecoder(nn.Module):
         laterals = [lateral(f) for lateral, f in zip(self.lateral, features)]
         top_down = [laterals[-1]]
         for lat in reversed(laterals[:-1]):
-            top_down.insert(0, lat + F.interpolate(top_down[0], size=lat.shape[-2:]))
+            top_down.insert(0, lat + upsample(top_down[0], size=lat.shape[-2:], mode="nearest"))
         outputs = [conv(x) for conv, x in zip(self.output, top_down[1:])]
         fused = top_down[0]
         size = fused.shape[-2:]
         for out in outputs:
-            fused = fused + F.interpolate(out, size=size, mode="bilinear", align_corners=False)
+            fused = fused + upsample(out, size=size, mode="bilinear")
         return PixelDecoderOutput(mask_features=self.fuse(fused), multi_scale=outputs[::-1])
+
+
+def upsample(x: torch.Tensor, *, size: Sequence[int], mode: str) -> torch.Tensor:
+    """``F.interpolate`` of ``float[B, C, h, w]`` to ``[B, C, *size]``, in the input's layout.
+
+    On the CPU, torch's kernels for channels-first maps this small (a pyramid level: 4-32 px a
+    side, C = the decoder width) run several times slower than the channels-last ones, even with
+    the two layout copies; the results are identical. ``benchmarks/mask_speed.py`` (the
+    inference ratio against Mask2Former) is where this shows; elsewhere it is plain
+    ``F.interpolate``.
+    """
+    align = False if mode == "bilinear" else None
+    if x.device.type != "cpu" or x.is_contiguous(memory_format=torch.channels_last):
+        return F.interpolate(x, size=tuple(size), mode=mode, align_corners=align)
+    x = x.contiguous(memory_format=torch.channels_last)
+    out = F.interpolate(x, size=tuple(size), mode=mode, align_corners=align)
+    return out.contiguous()

@@ -288,6 +288,9 @@ def test_each_projection_head_feeds_its_own_loss(language, visual):
         )
     }
     assert grads == {"language": language, "visual": visual}
+    within = (text[0] @ text[1] + text[1] @ text[2]) / 2  # the pairs inside "a" and inside "b"
+    assert float(res.logs["class_similarity/language"]) == pytest.approx(float(within), abs=1e-5)
+    assert ("class_similarity/visual" in res.logs) == visual
 
 
 def test_multi_label_without_the_language_loss_is_refused():

@@ -54,6 +54,55 @@ def similarity_summary(
     }
 
 
+def table1_start(
+    frozen: torch.Tensor, start: torch.Tensor, names: Sequence[str], *, count: int
+) -> dict:
+    """Table 1 before M_I, on the ``count`` class pairs most alike under the frozen encoder.
+
+    Args:
+        frozen: ``float[K, D]`` the frozen text encoder's embeddings of ``names``.
+        start: ``float[K, D]`` the prompted embeddings with the context at initialisation.
+        names: The K class texts.
+    Returns:
+        ``{"frozen_encoder": summary, "before": summary, "pairs": [[a, b], ...]}``
+        (:func:`similarity_summary` of each).
+    """
+    pairs = most_similar_pairs(frozen, names, count=count)
+    return {
+        "frozen_encoder": similarity_summary(frozen, names, pairs),
+        "before": similarity_summary(start, names, pairs),
+        "pairs": [list(p) for p in pairs],
+    }
+
+
+def within_group_similarity(
+    embeddings: torch.Tensor, groups: Sequence[Sequence[int]], valid: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean cosine similarity over pairs of distinct classes that share a group (a dataset).
+
+    What a softmax over one dataset's classes has to tell apart: the closer its class vectors,
+    the smaller the margins of cosine logits. A tensor, so that a training step can log it
+    without a device synchronisation.
+
+    Args:
+        embeddings: ``float[K, D]`` class vectors (text embeddings, or MS3's visual ones).
+        groups: Each dataset's class indices into the K rows.
+        valid: ``bool[K]`` rows to use (e.g. the classes whose memory bank holds entries).
+    Returns:
+        ``float[]`` the mean (NaN when no group has two valid classes).
+    """
+    sim = _cosine(embeddings)
+    k = sim.shape[0]
+    member = torch.zeros(len(groups), k, dtype=torch.bool, device=sim.device)
+    for g, index in enumerate(groups):
+        member[g, list(index)] = True
+    if valid is not None:
+        member &= valid.to(sim.device)[None, :]
+    same = (member[:, :, None] & member[:, None, :]).any(0)
+    pairs = same & torch.triu(torch.ones_like(same), diagonal=1)
+    return sim[pairs].mean()
+
+
 def _cosine(embeddings: torch.Tensor) -> torch.Tensor:
     unit = F.normalize(embeddings.detach().float(), dim=1)
     return unit @ unit.T

@@ -41,7 +41,7 @@ from torch import nn
 from babelseg.data.collate import Batch
 from babelseg.data.sample import Annotation
 from babelseg.labels.prompt import PromptLearner
-from babelseg.labels.similarity import most_similar_pairs, similarity_summary
+from babelseg.labels.similarity import similarity_summary, table1_start, within_group_similarity
 from babelseg.losses.memory_bank import ClassMemoryBank, sample_bank_rows
 from babelseg.losses.multi_label import (
     class_text_similarity,
@@ -133,7 +133,10 @@ class MS3Recipe(Recipe):
         self.momentum = MomentumEncoder(network, momentum=s.momentum) if uses_bank else None
         self.table1: dict = {}
         if self.prompt is not None and k >= 2:
-            self.table1 = self._table1_start()
+            with torch.no_grad():  # Table 1 before M_I
+                start = self.prompt(self.union_texts)
+            texts = self.union_texts
+            self.table1 = table1_start(self.language_embeddings, start, texts, count=TABLE1_PAIRS)
         self._pending: list[tuple[ClassMemoryBank, torch.Tensor, torch.Tensor]] = []
         self._visual_now: torch.Tensor | None = None
         self._step = 0
@@ -145,17 +148,6 @@ class MS3Recipe(Recipe):
     def language_stage(self) -> bool:
         """True while the context tokens learn against the frozen network (M_I)."""
         return self.prompt is not None and not bool(self.language_frozen)
-
-    def _table1_start(self) -> dict:
-        """Table 1 before M_I: the frozen encoder's texts and the prompt's initial context."""
-        pairs = most_similar_pairs(self.language_embeddings, self.union_texts, count=TABLE1_PAIRS)
-        with torch.no_grad():
-            start = self.prompt(self.union_texts)
-        return {
-            "frozen_encoder": similarity_summary(self.language_embeddings, self.union_texts, pairs),
-            "before": similarity_summary(start, self.union_texts, pairs),
-            "pairs": [list(p) for p in pairs],
-        }
 
     def on_step_start(self, step: int) -> None:
         """At ``step == language_stage_steps``: T computed once with the learned context, kept."""
@@ -348,6 +340,10 @@ class MS3Recipe(Recipe):
             "multi_label_weight": weight,
             "language_stage": 0.0,
         }
+        groups = list(self.dataset_classes.values())  # how alike each dataset's class vectors are
+        logs["class_similarity/language"] = within_group_similarity(language, groups)
+        if visual is not None:
+            logs["class_similarity/visual"] = within_group_similarity(visual, groups, banked)
         if extras is not None:
             logs["extra_positives"] = float(sum(int(e.sum()) - len(e) for e in extras.values()))
         return LossResult(total=total, per_dataset=per_dataset, logs=logs)

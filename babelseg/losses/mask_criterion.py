@@ -29,7 +29,7 @@ so a CPU run gives the same points as before.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -221,6 +221,8 @@ class MaskCriterion:
         if len(tag_weights) != num_tags:
             raise ValueError(f"{len(tag_weights)} tag weights for {num_tags} tags")
         device = groups[0].mask_logits.device
+        if not targets.masks.is_floating_point():  # once per step, not once per group
+            targets = replace(targets, masks=targets.masks.float())
         plan = DrawPlan(
             num_points=self.num_points,
             oversample_ratio=self.oversample_ratio,

@@ -138,9 +138,9 @@ class HungarianMatcher:
                 part = weights.projection_weight * pairwise_box_projection_cost(logits, boxes)
             else:
                 with_targets = [targets.num_targets[images[j]] > 0 for j in sel]
-                part = self._mask_costs(
-                    logits, targets.masks.index_select(0, rows), coords, with_targets, weights
-                )
+                whole = [images[j] for j in sel] == list(range(targets.masks.shape[0]))
+                masks = targets.masks if whole else targets.masks.index_select(0, rows)
+                part = self._mask_costs(logits, masks, coords, with_targets, weights)
             parts.append((sel, part))
         if len(parts) == 1:
             return cost + parts[0][1]

@@ -1,4 +1,4 @@
-"""How alike class vectors are: Table 1's summaries and the within-dataset mean the ms3 step logs."""
+"""How alike class vectors are: Table 1's summaries and the within-dataset mean ms3 logs."""
 
 from __future__ import annotations
 

@@ -25,3 +25,8 @@ def test_ms3_evidence_chosen_settings_agree(name):
 def test_autounify_pruning_agrees():
     shipped = load_config(CONFIGS / "autounify.yaml").recipe.autounify
     assert shipped.drop_redundant is AutoUnifyConfig().drop_redundant is False
+
+
+def test_autounify_merge_rule_agrees():
+    shipped = load_config(CONFIGS / "autounify.yaml").recipe.autounify
+    assert shipped.merge_rule == AutoUnifyConfig().merge_rule == "stable"

@@ -55,6 +55,6 @@ def test_every_mutual_pair_is_stable_and_no_label_is_paired_twice(seed):
 
 
 def test_merge_rule_is_checked():
-    assert AutoUnifyConfig().merge_rule == "mutual"
+    assert AutoUnifyConfig().merge_rule == "stable"
     with pytest.raises(ValueError, match="merge_rule"):
         AutoUnifyConfig(merge_rule="greedy")

@@ -48,15 +48,15 @@ class AutoUnifyConfig:
             (the cosine of the names alone, encoded by the run's text encoder, whatever
             ``labels.text_mode``; our device, not the paper's).
         text_floor: Name cosine similarity below which there is no bonus.
-        merge_rule: Cross-dataset validation: which labels of two datasets merge. ``"mutual"``
-            (the default; our reading, the paper's Appendix B is not in our copy): each is the
-            other's best match. ``"stable"`` (our addition, off): a stable matching by deferred
-            acceptance, which also pairs a label whose best match is a catch-all held by a
-            better partner (home "table" whose best pascal match is "background") with its
-            next choice. Over two worlds x three seeds (``benchmarks/results/taxonomy.md``) it
-            ended every run with 34 unified classes for 33 (mutual: 34, 34, 34, 35, 35, 35),
-            but the paired effect, -0.5 classes [-1.07, +0.07] and pair F1 +0.003 [-0.000,
-            +0.005], does not exclude zero: not shown to help, so it stays off.
+        merge_rule: Cross-dataset validation: which labels of two datasets merge (the paper's
+            Appendix B, which gives its algorithm, is not in our copy, so both rules are our
+            choices). ``"mutual"``: each is the other's best match. ``"stable"`` (the default):
+            a stable matching by deferred acceptance, which keeps every mutual pair and also
+            pairs a label whose best match is a catch-all held by a better partner (home
+            "table" whose best pascal match is "background") with its next choice. Chosen by
+            the evidence row "stable merges" of ``benchmarks/results/taxonomy.md``: over two
+            worlds x six seeds, paired with mutual, -0.42 classes [-0.74, -0.09] (every run
+            within 33 +- 1, mutual 7 of 12) and pair F1 +0.002 [+0.000, +0.005].
         drop_redundant: When the final mappings are pruned, also drop unified classes none
             of whose labels is theirs alone (every label they map to is mapped by another
             class: ``babelseg/unify/mappings.py`` ``redundant_slots``). Our addition; off by
@@ -83,7 +83,7 @@ class AutoUnifyConfig:
     min_presence: float = 0.15
     text_weight: float = 0.5
     text_floor: float = 0.6
-    merge_rule: str = "mutual"
+    merge_rule: str = "stable"
     drop_redundant: bool = False
     orthogonality_tau: float = 0.1
     zero_shot_tau: float = 0.05

@@ -75,8 +75,18 @@ def table1_start(
     }
 
 
+def same_group_pairs(groups: Sequence[Sequence[int]], num_classes: int) -> torch.Tensor:
+    """``bool[K, K]``: True at ``(i, j)``, ``i < j``, when classes i and j share a group (a
+    dataset); built once, read by :func:`within_group_similarity` at every step."""
+    member = torch.zeros(len(groups), num_classes, dtype=torch.bool)
+    for g, index in enumerate(groups):
+        member[g, list(index)] = True
+    same = (member[:, :, None] & member[:, None, :]).any(0)
+    return same & torch.ones_like(same).triu(diagonal=1)
+
+
 def within_group_similarity(
-    embeddings: torch.Tensor, groups: Sequence[Sequence[int]], valid: torch.Tensor | None = None
+    embeddings: torch.Tensor, pairs: torch.Tensor, valid: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Mean cosine similarity over pairs of distinct classes that share a group (a dataset).
 
@@ -86,21 +96,14 @@ def within_group_similarity(
 
     Args:
         embeddings: ``float[K, D]`` class vectors (text embeddings, or MS3's visual ones).
-        groups: Each dataset's class indices into the K rows.
+        pairs: :func:`same_group_pairs` of the K classes.
         valid: ``bool[K]`` rows to use (e.g. the classes whose memory bank holds entries).
     Returns:
         ``float[]`` the mean (NaN when no group has two valid classes).
     """
-    sim = _cosine(embeddings)
-    k = sim.shape[0]
-    member = torch.zeros(len(groups), k, dtype=torch.bool, device=sim.device)
-    for g, index in enumerate(groups):
-        member[g, list(index)] = True
     if valid is not None:
-        member &= valid.to(sim.device)[None, :]
-    same = (member[:, :, None] & member[:, None, :]).any(0)
-    pairs = same & torch.triu(torch.ones_like(same), diagonal=1)
-    return sim[pairs].mean()
+        pairs = pairs & valid[:, None] & valid[None, :]
+    return _cosine(embeddings)[pairs].mean()
 
 
 def _cosine(embeddings: torch.Tensor) -> torch.Tensor:

@@ -41,7 +41,12 @@ from torch import nn
 from babelseg.data.collate import Batch
 from babelseg.data.sample import Annotation
 from babelseg.labels.prompt import PromptLearner
-from babelseg.labels.similarity import similarity_summary, table1_start, within_group_similarity
+from babelseg.labels.similarity import (
+    same_group_pairs,
+    similarity_summary,
+    table1_start,
+    within_group_similarity,
+)
 from babelseg.losses.memory_bank import ClassMemoryBank, sample_bank_rows
 from babelseg.losses.multi_label import (
     class_text_similarity,
@@ -121,6 +126,8 @@ class MS3Recipe(Recipe):
         self.scale = 1.0 / temperature
         self.register_buffer("language_embeddings", F.normalize(language_embeddings.float(), dim=1))
         self.register_buffer("language_frozen", torch.tensor(self.prompt is None))
+        pairs = same_group_pairs(list(self.dataset_classes.values()), k)
+        self.register_buffer("same_dataset_pairs", pairs, persistent=False)
         self.probe = None  # M_I's stage-only map from frozen decoder features to the text space
         if self.prompt is not None:
             self.probe = nn.Conv2d(network.decoder.dim, network.embed_dim, kernel_size=1)
@@ -340,10 +347,10 @@ class MS3Recipe(Recipe):
             "multi_label_weight": weight,
             "language_stage": 0.0,
         }
-        groups = list(self.dataset_classes.values())  # how alike each dataset's class vectors are
-        logs["class_similarity/language"] = within_group_similarity(language, groups)
+        pairs = self.same_dataset_pairs  # how alike each dataset's class vectors are
+        logs["class_similarity/language"] = within_group_similarity(language, pairs)
         if visual is not None:
-            logs["class_similarity/visual"] = within_group_similarity(visual, groups, banked)
+            logs["class_similarity/visual"] = within_group_similarity(visual, pairs, banked)
         if extras is not None:
             logs["extra_positives"] = float(sum(int(e.sum()) - len(e) for e in extras.values()))
         return LossResult(total=total, per_dataset=per_dataset, logs=logs)

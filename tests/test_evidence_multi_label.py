@@ -94,3 +94,13 @@ def test_union_conflicts_list_other_datasets_labels_of_the_same_world_class():
     # a label two datasets share by name is one union class, never its own negative
     relations["datasets"]["b"]["labels"]["road"] = ["road"]
     assert union_conflicts(relations, ["a", "b"])[("a", "road")] == ["background"]
+
+
+def test_configs_whose_names_hold_commas_are_named_with_semicolons():
+    from evidence_harness.cli import parse_args
+
+    names = "L;L + V, visual loss from mid-run"
+    args = parse_args(["--paper", "ms3", "--configs", names, "--out", "x"])
+    assert args.configs == ["L", "L + V, visual loss from mid-run"]
+    args = parse_args(["--paper", "ms3", "--configs", "L, L + ML", "--out", "x"])
+    assert args.configs == ["L", "L + ML"]

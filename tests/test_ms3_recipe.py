@@ -293,6 +293,33 @@ def test_each_projection_head_feeds_its_own_loss(language, visual):
     assert ("class_similarity/visual" in res.logs) == visual
 
 
+def test_visual_loss_waits_for_visual_start_while_the_bank_fills():
+    torch.manual_seed(0)
+    text = F.normalize(torch.randn(3, 4), dim=1)
+    recipe = MS3Recipe(
+        network=_two_heads(),
+        union_texts=["car", "road", "tree"],
+        dataset_classes={"a": [0, 1], "b": [1, 2]},
+        language_embeddings=text,
+        settings=MS3Config(context_length=0, bank_size=4, visual_start=2),
+    ).train()
+    batch, texts = _tiny_batch(), recipe.step_texts({"a": text[:2], "b": text[1:]})
+    visual_grads = []
+    for step in range(3):
+        recipe.on_step_start(step)
+        res = recipe.loss(recipe(batch.images), batch, texts, normalisers={"pixels": 768.0})
+        recipe.network.zero_grad()
+        res.total.backward()
+        recipe.on_step_end(step)
+        head = recipe.network.visual_head.parameters()
+        visual_grads.append(any(p.grad is not None and p.grad.abs().sum() > 0 for p in head))
+        assert (float(res.logs["loss_visual"]) > 0) == visual_grads[-1]
+    assert visual_grads == [False, False, True]  # the bank filled meanwhile: step 2 pairs with V
+    assert bool(recipe.visual_bank.valid().any())
+    with pytest.raises(ValueError, match="visual_start"):
+        MS3Config(visual_start=-1)
+
+
 def test_multi_label_without_the_language_loss_is_refused():
     with pytest.raises(ValueError, match="multi_label=true needs language=true"):
         MS3Recipe(

@@ -307,11 +307,10 @@ class MS3Recipe(Recipe):
         if s.visual:
             visual, banked = self.visual_bank.visual_embeddings(), self.visual_bank.valid()
         extras, weight = self._extra_positives(language)
-        pairs = []
-        if s.language:
-            pairs.append(("language", output.embeddings, language, None, 1.0))
-        if s.visual:
-            pairs.append(("visual", output.visual_embeddings, visual, banked, s.alpha))
+        pairs = [("language", output.embeddings, language, None, 1.0)] if s.language else []
+        if s.visual:  # L_v weighs alpha from step visual_start (0: the paper)
+            alpha = s.visual_weight(self._step)
+            pairs.append(("visual", output.visual_embeddings, visual, banked, alpha))
         sums = {"language": language.new_zeros(()), "visual": language.new_zeros(())}
         per_dataset: dict[str, torch.Tensor] = {}
         for name, idx in group_by_dataset(batch.datasets).items():

@@ -25,6 +25,9 @@ class MS3Config:
         prompt_steps: Former name of ``language_stage_steps`` (used when set). Before issue 14
             the network also trained during this stage; now it is frozen then.
         alpha: Weight of the visual loss L_v (paper: 1).
+        visual_start: First step (counted from the run's start, M_I included) at which L_v
+            counts; before it only L_l trains the network while the momentum network and the
+            bank follow it (a diagnostic of ours; 0 = from the first network step, the paper).
         momentum: Momentum of the momentum image encoder (our choice; the paper gives none).
             0.99 beat 0.999 (MoCo's), 0.9 and 0 for visual alone: evidence rows "momentum
             0.999 / 0.9 / no momentum beats 0.99 (visual alone, own-dataset softmax)" of
@@ -67,6 +70,7 @@ class MS3Config:
     language_stage_steps: int = 300
     prompt_steps: int | None = None
     alpha: float = 1.0
+    visual_start: int = 0
     momentum: float = 0.99
     bank_size: int = 64
     bank_pixels: int = 8
@@ -88,6 +92,7 @@ class MS3Config:
         counts = {
             "context_length": self.context_length,
             "language_stage_steps": self.language_stage_steps,
+            "visual_start": self.visual_start,
             "multi_label_start": self.multi_label_start,
             "multi_label_ramp": self.multi_label_ramp,
             "multi_label_max_extra": 0
@@ -101,3 +106,7 @@ class MS3Config:
         bad = {k: v for k, v in counts.items() if v < 0}
         if bad:
             raise ValueError(f"recipe.ms3: these settings must be >= 0, got {bad}.")
+
+    def visual_weight(self, step: int) -> float:
+        """The weight of L_v at ``step``: ``alpha`` from ``visual_start`` on, 0 before."""
+        return self.alpha if step >= self.visual_start else 0.0

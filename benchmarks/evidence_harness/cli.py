@@ -69,7 +69,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--configs",
         default=None,
         help="only these configurations of the table (comma-separated names, e.g. 'L,L + ML'; "
-        "one paper) and the claims that need no other run",
+        "semicolon-separated when a name holds a comma, e.g. 'L;L + V, alpha 0.5'; one paper) "
+        "and the claims that need no other run",
     )
     ap.add_argument("--dry-run", action="store_true", help="print the runs and the estimate")
     ap.add_argument("--out", type=Path, required=True, help="output folder")
@@ -89,7 +90,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.configs is not None:
         if len(wanted) != 1:
             ap.error("--configs names configurations of one paper; give one --paper")
-        args.configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+        separator = ";" if ";" in args.configs else ","
+        args.configs = [c.strip() for c in args.configs.split(separator) if c.strip()]
     args.cache, args.out = args.cache.resolve(), args.out.resolve()
     return args
 

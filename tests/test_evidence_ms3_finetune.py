@@ -36,12 +36,16 @@ def test_finetuning_configurations_start_from_the_right_runs(tiny_synthworld):
         ft.FROZEN: ft.PRETRAINED,
         ft.SINGLE_FULL: ft.SINGLE,
         ft.SINGLE_FROZEN: ft.SINGLE,
+        ft.MATCHED_FULL: ft.MATCHED,
     }
     assert table.configs[ft.SCRATCH].init_from is None
     single = _loaded(table.configs[ft.SINGLE], tiny_synthworld)
     assert single.recipe.name == "ms3" and single.data.train == [target]
+    # as many target images as the pretraining on all clean datasets (uniform mixed batches)
+    assert table.configs[ft.MATCHED].steps_fraction == pytest.approx(1 / len(roles.clean))
+    assert _loaded(table.configs[ft.MATCHED], tiny_synthworld).data.train == [target]
     assert _loaded(table.configs[ft.PRETRAINED], tiny_synthworld).data.train == roles.clean
-    for name in (ft.SCRATCH, ft.FULL, ft.FROZEN, ft.SINGLE_FULL, ft.SINGLE_FROZEN):
+    for name in (ft.SCRATCH, ft.FULL, ft.FROZEN, ft.SINGLE_FULL, ft.SINGLE_FROZEN, ft.MATCHED_FULL):
         cfg = _loaded(table.configs[name], tiny_synthworld)
         assert cfg.recipe.name == "union" and cfg.data.train == [target], name
         assert cfg.train.freeze_encoder == ("frozen" in name), name

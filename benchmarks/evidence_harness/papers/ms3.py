@@ -226,7 +226,13 @@ def table(roles: WorldRoles) -> PaperTable:
     target = target_dataset(roles)
     if target is not None:
         alone = ms3(note=f"configs/ms3.yaml on {target} alone", data=f"data.train=[{target}]")
-        configs |= finetune_configs(target, single=replace(alone, eval=(target,)))
+        matched = replace(
+            alone,
+            eval=(target,),
+            steps_fraction=1 / len(train),
+            note=f"configs/ms3.yaml on {target} alone, for the {target} images L + V sees",
+        )
+        configs |= finetune_configs(target, single=replace(alone, eval=(target,)), matched=matched)
     metric = f"mean mIoU of the pretraining datasets ({', '.join(train)})"
 
     def m(run: str) -> Measure:

@@ -37,6 +37,8 @@ def test_finetuning_configurations_start_from_the_right_runs(tiny_synthworld):
         ft.SINGLE_FULL: ft.SINGLE,
         ft.SINGLE_FROZEN: ft.SINGLE,
         ft.MATCHED_FULL: ft.MATCHED,
+        ft.PROBE_VISUAL: ft.VISUAL,
+        ft.PROBE_CE: ft.CE,
     }
     assert table.configs[ft.SCRATCH].init_from is None
     single = _loaded(table.configs[ft.SINGLE], tiny_synthworld)
@@ -45,7 +47,8 @@ def test_finetuning_configurations_start_from_the_right_runs(tiny_synthworld):
     assert table.configs[ft.MATCHED].steps_fraction == pytest.approx(1 / len(roles.clean))
     assert _loaded(table.configs[ft.MATCHED], tiny_synthworld).data.train == [target]
     assert _loaded(table.configs[ft.PRETRAINED], tiny_synthworld).data.train == roles.clean
-    for name in (ft.SCRATCH, ft.FULL, ft.FROZEN, ft.SINGLE_FULL, ft.SINGLE_FROZEN, ft.MATCHED_FULL):
+    finetuned = (ft.SCRATCH, ft.FULL, ft.FROZEN, ft.SINGLE_FULL, ft.SINGLE_FROZEN, ft.MATCHED_FULL)
+    for name in (*finetuned, ft.PROBE_VISUAL, ft.PROBE_CE):
         cfg = _loaded(table.configs[name], tiny_synthworld)
         assert cfg.recipe.name == "union" and cfg.data.train == [target], name
         assert cfg.train.freeze_encoder == ("frozen" in name), name
@@ -58,6 +61,7 @@ def test_finetuning_rows_read_the_target_miou(tiny_synthworld):
     claims = {c.claim: c for c in ms3.table(roles).claims}
     miou = {ft.SCRATCH: 10.0, ft.FULL: 40.0, ft.FROZEN: 30.0, ft.SINGLE_FULL: 35.0}
     miou[ft.SINGLE_FROZEN] = 20.0
+    miou |= {ft.VISUAL: 12.0, ft.PROBE_VISUAL: 25.0, ft.PROBE_CE: 28.0}
     results = {
         (name, s): {"metrics": {"datasets": {"metro_drive": {"mIoU": v + s}, "x": {"mIoU": 99}}}}
         for name, v in miou.items()
@@ -72,9 +76,17 @@ def test_finetuning_rows_read_the_target_miou(tiny_synthworld):
             "MS3 Table 3",
         ),
         "freezing the MS3 encoder costs mIoU": (-10.0, "MS3 Table 3"),
+        "on visual alone's frozen encoder a learned head beats its class means V "
+        "(diagnostic, ours)": (13.0, "MS3 Table 4"),
     }
     for claim, (effect, where) in want.items():
         row = claim_row(claims[claim], results, [0, 1], meta)
         assert row["mean"] == pytest.approx(effect, abs=1e-6), claim
         assert row["table"] == where and "metro_drive mIoU" in row["metric"]
         assert row["verdict"] == "reproduced", claim  # each effect has the paper's sign
+    ce_row = claims[
+        "visual alone's encoder, frozen, serves a learned head as well as single-head CE's "
+        "(diagnostic, ours)"
+    ]
+    row = claim_row(ce_row, results, [0, 1], meta)
+    assert row["mean"] == pytest.approx(-3.0) and row["verdict"] == "contradicted"

@@ -28,6 +28,23 @@ MS3 = {
 }
 
 
+def _three_class_recipe(
+    settings: MS3Config, text: torch.Tensor | None = None
+) -> tuple[MS3Recipe, torch.Tensor]:
+    """An ms3 recipe over {car, road, tree}, dataset "a" = car + road, "b" = road + tree, with
+    the texts ``float[3, 4]`` given or random unit ones (returned)."""
+    torch.manual_seed(0)
+    text = F.normalize(torch.randn(3, 4), dim=1) if text is None else text
+    recipe = MS3Recipe(
+        network=_two_heads(),
+        union_texts=["car", "road", "tree"],
+        dataset_classes={"a": [0, 1], "b": [1, 2]},
+        language_embeddings=text,
+        settings=settings,
+    )
+    return recipe, text
+
+
 def _weights(run_dir) -> dict[str, torch.Tensor]:
     latest = ckpt.latest_checkpoint(run_dir)
     assert latest is not None
@@ -70,15 +87,10 @@ def _two_heads(embed_dim: int = 4) -> TwoHeadPixelModel:
 def test_language_only_loss_is_cross_entropy_over_the_union_space(pairing):
     """The paper's eq. 1 over every union class; the "dataset" diagnostic over the pixel's own
     dataset's classes only (the other classes leave the softmax)."""
-    torch.manual_seed(0)
-    text = F.normalize(torch.randn(3, 4), dim=1)
-    recipe = MS3Recipe(
-        network=_two_heads(),
-        union_texts=["car", "road", "tree"],
-        dataset_classes={"a": [0, 1], "b": [1, 2]},
-        language_embeddings=text,
-        settings=MS3Config(context_length=0, visual=False, multi_label=False, pairing=pairing),
-    ).eval()
+    recipe, text = _three_class_recipe(
+        MS3Config(context_length=0, visual=False, multi_label=False, pairing=pairing)
+    )
+    recipe.eval()
     rng = np.random.default_rng(0)
     samples = []
     for name in ("a", "b", "a"):
@@ -261,15 +273,10 @@ def _tiny_batch(names=("a", "b", "a")):
 
 @pytest.mark.parametrize(("language", "visual"), [(True, False), (False, True), (True, True)])
 def test_each_projection_head_feeds_its_own_loss(language, visual):
-    torch.manual_seed(0)
-    text = F.normalize(torch.randn(3, 4), dim=1)
-    recipe = MS3Recipe(
-        network=_two_heads(),
-        union_texts=["car", "road", "tree"],
-        dataset_classes={"a": [0, 1], "b": [1, 2]},
-        language_embeddings=text,
-        settings=MS3Config(context_length=0, language=language, visual=visual, bank_size=4),
-    ).train()
+    recipe, text = _three_class_recipe(
+        MS3Config(context_length=0, language=language, visual=visual, bank_size=4)
+    )
+    recipe.train()
     batch = _tiny_batch()
     for step in range(2):  # the first step fills the bank, the second pairs with V
         recipe.on_step_start(step)
@@ -294,15 +301,8 @@ def test_each_projection_head_feeds_its_own_loss(language, visual):
 
 
 def test_visual_loss_waits_for_visual_start_while_the_bank_fills():
-    torch.manual_seed(0)
-    text = F.normalize(torch.randn(3, 4), dim=1)
-    recipe = MS3Recipe(
-        network=_two_heads(),
-        union_texts=["car", "road", "tree"],
-        dataset_classes={"a": [0, 1], "b": [1, 2]},
-        language_embeddings=text,
-        settings=MS3Config(context_length=0, bank_size=4, visual_start=2),
-    ).train()
+    recipe, text = _three_class_recipe(MS3Config(context_length=0, bank_size=4, visual_start=2))
+    recipe.train()
     batch, texts = _tiny_batch(), recipe.step_texts({"a": text[:2], "b": text[1:]})
     visual_grads = []
     for step in range(3):
@@ -337,19 +337,11 @@ def test_pairing_names_its_two_choices():
 
 
 def test_multi_label_waits_for_the_start_step_and_full_banks_then_ramps():
-    torch.manual_seed(0)
-    text = torch.eye(4)[:3]
     settings = MS3Config(
         context_length=0, visual=False, multi_label=True, bank_size=2,
         multi_label_start=5, multi_label_ramp=4, multi_label_max_extra=1,
     )  # fmt: skip
-    recipe = MS3Recipe(
-        network=_two_heads(),
-        union_texts=["car", "road", "tree"],
-        dataset_classes={"a": [0, 1], "b": [1, 2]},
-        language_embeddings=text,
-        settings=settings,
-    )
+    recipe, text = _three_class_recipe(settings, torch.eye(4)[:3])
     bank = recipe.language_bank
     # class 0 ("car", dataset a) pixels look like "tree" (dataset b): an extra positive
     bank.enqueue(torch.tensor([[0.0, 0.0, 1.0, 0.0]] * 2), torch.tensor([0, 0]))

@@ -37,10 +37,9 @@ def test_finetuning_configurations_start_from_the_right_runs(tiny_synthworld):
         ft.SINGLE_FULL: ft.SINGLE,
         ft.SINGLE_FROZEN: ft.SINGLE,
         ft.MATCHED_FULL: ft.MATCHED,
-        ft.PROBE_VISUAL: ft.VISUAL,
-        ft.PROBE_CE: ft.CE,
-        **{f"FT frozen from {run}": run for run in ft.PROBED},
+        **{ft.frozen_probe(run): run for run in ft.PROBED},  # VISUAL and CE among them
     }
+    assert {ft.PROBE_VISUAL, ft.PROBE_CE} <= set(starts)
     assert table.configs[ft.SCRATCH].init_from is None
     single = _loaded(table.configs[ft.SINGLE], tiny_synthworld)
     assert single.recipe.name == "ms3" and single.data.train == [target]
@@ -49,8 +48,7 @@ def test_finetuning_configurations_start_from_the_right_runs(tiny_synthworld):
     assert _loaded(table.configs[ft.MATCHED], tiny_synthworld).data.train == [target]
     assert _loaded(table.configs[ft.PRETRAINED], tiny_synthworld).data.train == roles.clean
     finetuned = (ft.SCRATCH, ft.FULL, ft.FROZEN, ft.SINGLE_FULL, ft.SINGLE_FROZEN, ft.MATCHED_FULL)
-    probes = [f"FT frozen from {run}" for run in ft.PROBED]
-    for name in (*finetuned, ft.PROBE_VISUAL, ft.PROBE_CE, *probes):
+    for name in (*finetuned, *map(ft.frozen_probe, ft.PROBED)):
         cfg = _loaded(table.configs[name], tiny_synthworld)
         assert cfg.recipe.name == "union" and cfg.data.train == [target], name
         assert cfg.train.freeze_encoder == ("frozen" in name), name

@@ -12,6 +12,8 @@ iterations after 100 pretraining epochs) and starts from the pretraining run of 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from evidence_harness.claims import Claim, Measure, RunConfig, mean_score
 from evidence_harness.world import WorldRoles
 
@@ -20,7 +22,14 @@ PRETRAINED = "L + V"
 dataset)."""
 SINGLE = "L + V, target only"
 """MS3 pretraining on the target dataset alone (Table 9's single-dataset rows)."""
-SCRATCH, FULL, FROZEN = "FT scratch", "FT from L + V", "FT frozen from L + V"
+
+
+def frozen_probe(run: str) -> str:
+    """The configuration that freezes ``run``'s encoder and trains a CE head on the target."""
+    return f"FT frozen from {run}"
+
+
+SCRATCH, FULL, FROZEN = "FT scratch", "FT from L + V", frozen_probe(PRETRAINED)
 SINGLE_FULL, SINGLE_FROZEN = "FT from target only", "FT frozen from target only"
 MATCHED = "L + V, target only, matched exposure"
 """MS3 pretraining on the target alone for as many target images as ``PRETRAINED`` sees (its
@@ -28,10 +37,10 @@ share of the mixed batches), a diagnostic of ours."""
 MATCHED_FULL = "FT from target only, matched exposure"
 VISUAL, CE = "V own-dataset softmax", "CE single-head"
 """Probed runs: the visual-only pretraining and the cross-entropy baseline of the same table."""
-PROBE_VISUAL, PROBE_CE = f"FT frozen from {VISUAL}", f"FT frozen from {CE}"
-PROBED = ("L", "V", "CE multi-head")
-"""Table 4's other pretrainings, probed as ``FT frozen from <name>`` (with ``FROZEN`` and
-``PROBE_CE``: Table 4 read through the frozen encoder)."""
+PROBE_VISUAL, PROBE_CE = frozen_probe(VISUAL), frozen_probe(CE)
+PROBED = (VISUAL, CE, "L", "V", "CE multi-head")
+"""Pretrainings probed through their frozen encoder (:func:`frozen_probe`; with ``FROZEN``,
+Table 4 read through the frozen encoder)."""
 TABLE4_READING = (
     "the paper's ablations are 'pretrained over VOC and ADE20K ... and evaluated on VOC'; its "
     "last one (73.68) matches its frozen-encoder VOC result (Table 3: 73.63), so this reading "
@@ -77,12 +86,8 @@ def finetune_configs(target: str, *, single: RunConfig, matched: RunConfig) -> d
         ),
         MATCHED: matched,
         MATCHED_FULL: ft(f"fine-tuned on {target} from {MATCHED}", init_from=MATCHED),
-        PROBE_VISUAL: ft(
-            f"{VISUAL}'s encoder frozen, head on {target}", init_from=VISUAL, frozen=True
-        ),
-        PROBE_CE: ft(f"{CE}'s encoder frozen, head on {target}", init_from=CE, frozen=True),
         **{
-            f"FT frozen from {run}": ft(
+            frozen_probe(run): ft(
                 f"{run}'s encoder frozen, head on {target}", init_from=run, frozen=True
             )
             for run in PROBED
@@ -90,8 +95,10 @@ def finetune_configs(target: str, *, single: RunConfig, matched: RunConfig) -> d
     }
 
 
-def finetune_claims(target: str) -> list[Claim]:
-    """The rows: each reads ``target``'s mIoU after fine-tuning on it."""
+def finetune_claims(target: str, table4: Sequence[tuple[str, str, str, str]] = ()) -> list[Claim]:
+    """The rows: each reads ``target``'s mIoU after fine-tuning on it; ``table4``'s
+    ``(claim, paper's effect, treatment run, control run)`` are read through the frozen
+    encoders of their runs (:func:`frozen_probe`)."""
     metric = f"{target} mIoU after fine-tuning on {target}"
 
     def m(run: str) -> Measure:
@@ -180,17 +187,11 @@ def finetune_claims(target: str) -> list[Claim]:
             "asks whether visual alone's gap to CE is in its features or in its classifier",
         )
     )
-    for claim, effect, a, b in (
-        ("language + visual beats language alone", "+0.67 mIoU (71.93 -> 72.60)", FROZEN, "L"),
-        ("language + visual beats visual alone", "+0.62 mIoU (71.98 -> 72.60)", FROZEN, "V"),
-        ("language beats multi-head CE", "+0.84 mIoU (71.09 -> 71.93)", "L", "CE multi-head"),
-        ("language beats single-head CE", "+1.18 mIoU (70.75 -> 71.93)", "L", PROBE_CE),
-        ("visual beats multi-head CE", "+0.89 mIoU (71.09 -> 71.98)", "V", "CE multi-head"),
-        ("visual beats single-head CE", "+1.23 mIoU (70.75 -> 71.98)", "V", PROBE_CE),
-    ):
-        a, b = (run if run.startswith("FT") else f"FT frozen from {run}" for run in (a, b))
+    for claim, effect, a, b in table4:
         claim = f"{claim} (each pretraining's encoder frozen, a CE head on {target})"
-        rows.append((claim, "MS3 Table 4", effect, +1, a, b, TABLE4_READING))
+        rows.append(
+            (claim, "MS3 Table 4", effect, +1, frozen_probe(a), frozen_probe(b), TABLE4_READING)
+        )
     return [
         Claim(
             claim=claim,
